@@ -1,0 +1,109 @@
+"""DCGAN for 28x28 grayscale (Radford et al. 2016), sized down from the seed's 64x64 recipe.
+
+The seed's generator is ConvTranspose -> BatchNorm -> ReLU blocks ending in Tanh, and its
+discriminator strided Conv -> LeakyReLU(0.2) blocks with BatchNorm inside. Here the first
+transposed convolution maps z to a 7x7 map and two stride-2 steps reach 28x28.
+
+The two networks play the seed's minimax game
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))],
+trained in `training/train_gan.py`. The discriminator returns logits (no final Sigmoid): the loss
+applies the sigmoid inside `binary_cross_entropy_with_logits`, which is numerically stable.
+"""
+
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .hub import REPO_URL, HubModelMixin
+from .latent import seed_to_z
+
+
+@dataclass
+class DCGANConfig:
+    latent_dim: int = 100  # size of z, the seed's 100
+    gen_width: int = 64  # channels of the generator's last hidden layer (doubled before it)
+    disc_width: int = 64  # channels of the discriminator's first layer (doubled after it)
+    image_channels: int = 1  # grayscale
+
+
+class Generator(
+    nn.Module,
+    HubModelMixin,
+    library_name="genmodels",
+    tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
+    license="mit",
+    repo_url=REPO_URL,
+    pipeline_tag="unconditional-image-generation",
+):
+    """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__()
+        self.config = config
+        width = config.gen_width
+        self.net = nn.Sequential(
+            # (B, latent_dim, 1, 1) -> (B, 2w, 7, 7)
+            nn.ConvTranspose2d(config.latent_dim, width * 2, 7, 1, 0, bias=False),
+            nn.BatchNorm2d(width * 2),
+            nn.ReLU(True),
+            # -> (B, w, 14, 14)
+            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            # -> (B, 1, 28, 28)
+            nn.ConvTranspose2d(width, config.image_channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+        self.apply(init_weights)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.reshape(z.shape[0], -1, 1, 1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""
+        return self(z)
+
+    @torch.inference_mode()
+    def sample(self, num: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
+        """`num` images from seeds seed..seed+num-1, optionally truncated."""
+        device = next(self.parameters()).device
+        return self.decode(seed_to_z(seed, num, self.latent_dim, truncation=truncation, device=device))
+
+
+class Discriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["dcgan", "fashion-mnist"], license="mit"):
+    """Images (B, 1, 28, 28) in [-1, 1] -> real/fake logits (B,)."""
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__()
+        self.config = config
+        width = config.disc_width
+        self.net = nn.Sequential(
+            # (B, 1, 28, 28) -> (B, w, 14, 14); no BatchNorm on the input layer (DCGAN paper)
+            nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            # -> (B, 2w, 7, 7)
+            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            # -> (B, 1, 1, 1)
+            nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False),
+        )
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,171 @@
+"""Checkpoints as Hugging Face Hub folders: `config.json` + `model.safetensors` (+ `README.md`).
+
+`HubModelMixin` is `PyTorchModelHubMixin` with two safety changes every model family shares:
+weights are read only from `model.safetensors` (the stock mixin falls back to a pickled
+`pytorch_model.bin`), and loading is strict, so a checkpoint of the wrong family or shape fails with
+a `ValueError` instead of silently keeping random weights.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import HfApi, ModelCardData, PyTorchModelHubMixin, get_token, hf_hub_download
+from safetensors import SafetensorError
+from safetensors.torch import load_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+REPO_URL = "https://github.com/genmodels-lab/genmodels"
+
+
+class HubModelMixin(PyTorchModelHubMixin):
+    """Save/load/push through the Hub mixin, loading only safetensors, strictly."""
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ):
+        if "config" not in model_kwargs:
+            raise ValueError(f"{model_id} has no readable {CONFIG_FILE}; it is not a {cls.__name__} checkpoint.")
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights = Path(model_id) / WEIGHTS_FILE
+            if not weights.is_file():
+                pickles = [p.name for p in Path(model_id).iterdir() if p.suffix in PICKLE_SUFFIXES]
+                hint = f" Found {', '.join(pickles)}: pickle files are never loaded." if pickles else ""
+                raise ValueError(f"{model_id} has no {WEIGHTS_FILE}.{hint}")
+        else:
+            weights = Path(
+                hf_hub_download(
+                    repo_id=model_id,
+                    filename=WEIGHTS_FILE,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    token=token,
+                    local_files_only=local_files_only,
+                )
+            )
+        try:
+            load_model(model, str(weights), strict=strict, device=str(map_location))
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            raise ValueError(f"{weights} is not a valid {cls.__name__} checkpoint: {exc}") from exc
+        model.eval()
+        return model
+
+
+def save_atomic(model: PyTorchModelHubMixin, folder: str | Path, card: str | None = None) -> Path:
+    """`save_pretrained` into a temporary folder, then move each file into `folder` with a rename.
+
+    A kill at any moment leaves either the old or the new file under each name, never a half-written
+    one, so the folder always loads. Files other than the config, weights and card are left alone.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
+        model.save_pretrained(tmp)
+        if card is not None:
+            (Path(tmp) / CARD_FILE).write_text(card, encoding="utf-8")
+        elif (folder / CARD_FILE).exists():
+            (Path(tmp) / CARD_FILE).unlink(missing_ok=True)  # keep the card already there
+        # Config before weights: a loader never sees new weights with an old config.
+        for name in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE):
+            if (Path(tmp) / name).exists():
+                _fsync(Path(tmp) / name)
+                os.replace(Path(tmp) / name, folder / name)
+    return folder
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write bytes to `path` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def model_card(
+    *,
+    title: str,
+    summary: str,
+    tags: list[str],
+    command: str,
+    details: dict[str, Any],
+    metrics: dict[str, float],
+    load_snippet: str,
+    sample_file: str | None = None,
+) -> str:
+    """A Hub model card: YAML metadata (library, tags, dataset, metrics) and a short body."""
+    data = ModelCardData(
+        library_name="genmodels",
+        license="mit",
+        tags=tags,
+        datasets=["fashion_mnist"],
+        metrics=sorted(metrics),
+    )
+    lines = [f"# {title}", "", summary, ""]
+    if sample_file:
+        lines += [f"![samples]({sample_file})", ""]
+    lines += ["## Training", "", "```bash", command, "```", ""]
+    lines += [f"- {key}: {value}" for key, value in details.items()]
+    lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {_format(value)} |" for key, value in metrics.items()]
+    lines += ["", "## Use", "", "```python", load_snippet, "```"]
+    body = "\n".join(lines) + "\n"
+    return f"---\n{data.to_yaml()}\n---\n\n{body}"
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def push_folder(folder: str | Path, repo_id: str, token: str | None = None) -> str:
+    """Upload a checkpoint folder (config, weights, card, PNGs) to a Hub model repo; return its URL.
+
+    Raises ValueError with a plain sentence when there is no token or the Hub cannot be reached.
+    """
+    token = token or get_token()
+    if not token:
+        raise ValueError("No Hugging Face token: run `huggingface-cli login` or set $HF_TOKEN, then push again.")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "*.png"],
+            commit_message="Upload checkpoint from genmodels",
+        )
+    except Exception as exc:  # network, auth, permissions: all end the same way for the user
+        raise ValueError(f"Could not push {folder} to {repo_id}: {exc}") from exc
+    return str(commit.commit_url)
+
+
+def num_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters of a model."""
+    return sum(p.numel() for p in model.parameters())

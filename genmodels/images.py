@@ -1,0 +1,74 @@
+"""Turning model tensors into things people look at: grids, PNG and NumPy files."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from .data import to_uint8
+from .hub import write_atomic
+
+OUTPUT_SUFFIXES = (".png", ".npy")
+
+
+def grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile tensors (N, 1, H, W) in [-1, 1] into one uint8 image (H', W'); nrow defaults to ceil(sqrt(N))."""
+    images = to_uint8(x)  # (N, H, W)
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    tiled = make_grid(images.unsqueeze(1), nrow=nrow, padding=padding, pad_value=0)  # (3, H', W')
+    return tiled[0].numpy()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode a uint8 (H, W) image as PNG bytes (deterministic: no timestamps or metadata)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_images(x: torch.Tensor, path: str | Path) -> Path:
+    """Save tensors (N, 1, H, W) in [-1, 1]: `.png` as a grid, `.npy` as uint8 (N, H, W). Atomic."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        data = png_bytes(grid(x))
+    elif path.suffix.lower() == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, to_uint8(x).numpy(), allow_pickle=False)
+        data = buffer.getvalue()
+    else:
+        raise ValueError(f"Output {path} must end in {' or '.join(OUTPUT_SUFFIXES)}.")
+    write_atomic(path, data)
+    return path
+
+
+def upscale(image: np.ndarray, factor: int = 8) -> np.ndarray:
+    """Nearest-neighbour enlargement, so 28x28 pixels stay crisp squares on screen."""
+    if factor < 1:
+        raise ValueError(f"Upscale factor must be at least 1, got {factor}.")
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def heatmap(error: np.ndarray, vmax: float = 1.0) -> np.ndarray:
+    """Map values in [0, vmax] (H, W) to an RGB "hot" colour map (black, red, yellow, white), uint8 (H, W, 3)."""
+    t = np.clip(np.nan_to_num(error / vmax), 0.0, 1.0)
+    red = np.clip(3.0 * t, 0, 1)
+    green = np.clip(3.0 * t - 1.0, 0, 1)
+    blue = np.clip(3.0 * t - 2.0, 0, 1)
+    return (np.stack([red, green, blue], axis=-1) * 255).round().astype(np.uint8)
+
+
+def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, boomerang: bool = True) -> bytes:
+    """An endlessly looping animated GIF of uint8 (H, W) frames; boomerang plays them back and forth."""
+    if not frames:
+        raise ValueError("A GIF needs at least one frame.")
+    sequence = list(frames) + (list(frames[-2:0:-1]) if boomerang else [])
+    images = [Image.fromarray(frame, mode="L") for frame in sequence]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return buffer.getvalue()

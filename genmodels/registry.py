@@ -1,0 +1,90 @@
+"""The one list of model families and their bundled checkpoints.
+
+The app, the CLI and the tests loop over `MODELS`; adding a family means adding one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .classifier import Classifier, ClassifierConfig
+from .dcgan import DCGANConfig, Generator
+from .device import resolve_device
+from .vae import VAE, VAEConfig
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # short name used on the command line, in the app and in API calls
+    model_class: type[nn.Module]  # the family's nn.Module (with the Hub mixin)
+    config_class: type  # its config dataclass
+    checkpoint: str  # folder name of the bundled checkpoint under checkpoints/
+    generative: bool  # has latent_dim / decode(z) / sample(num, seed)
+    sample_knob: str | None  # keyword of `sample` that trades variety for quality
+    description: str  # one line for pickers and model cards
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return CHECKPOINT_DIR / self.checkpoint
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry(
+            name="dcgan",
+            model_class=Generator,
+            config_class=DCGANConfig,
+            checkpoint="dcgan-fashion",
+            generative=True,
+            sample_knob="truncation",
+            description="DCGAN generator: z ~ N(0, I) -> image, trained adversarially",
+        ),
+        ModelEntry(
+            name="vae",
+            model_class=VAE,
+            config_class=VAEConfig,
+            checkpoint="vae-fashion",
+            generative=True,
+            sample_knob="temperature",
+            description="Convolutional VAE: encoder to N(mu, sigma^2), decoder back, trained on the ELBO",
+        ),
+        ModelEntry(
+            name="classifier",
+            model_class=Classifier,
+            config_class=ClassifierConfig,
+            checkpoint="classifier-fashion",
+            generative=False,
+            sample_knob=None,
+            description="CNN classifier: labels and the penultimate features behind the quality metrics",
+        ),
+    )
+}
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for `name`, or a ValueError listing the known names."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+    return MODELS[name]
+
+
+def generative_names() -> list[str]:
+    """Names of the families that can generate images."""
+    return [name for name, entry in MODELS.items() if entry.generative]
+
+
+def load_model(name: str, device: str | torch.device = "cpu", source: str | Path | None = None) -> nn.Module:
+    """Load model `name` in eval mode on `device`, from `source` (folder) or its bundled checkpoint."""
+    entry = get_entry(name)
+    folder = Path(source) if source is not None else entry.checkpoint_path
+    if not folder.is_dir():
+        raise ValueError(f"Checkpoint folder {folder} for model {name!r} does not exist.")
+    device = resolve_device(device)
+    return entry.model_class.from_pretrained(str(folder), map_location=str(device))

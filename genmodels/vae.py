@@ -1,0 +1,112 @@
+"""Convolutional VAE for 28x28 grayscale (Kingma and Welling 2014), the seed's encoder/decoder pair.
+
+Trained on the ELBO from the seed,
+    log p(x) >= E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)),
+with a Bernoulli likelihood p(x|z) over pixel intensities in [0, 1] (so the reconstruction term is
+a binary cross-entropy), a diagonal Gaussian posterior q(z|x) = N(mu, diag(exp(logvar))) and the
+prior p(z) = N(0, I). Inputs and outputs follow the package convention: tensors in [-1, 1].
+"""
+
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hub import REPO_URL, HubModelMixin
+from .latent import seed_to_z
+
+
+@dataclass
+class VAEConfig:
+    latent_dim: int = 16  # size of z
+    width: int = 32  # channels of the first conv layer (doubled in the second)
+    hidden_dim: int = 256  # fully connected layer between the conv stack and (mu, logvar)
+    image_channels: int = 1  # grayscale
+
+
+class VAE(
+    nn.Module,
+    HubModelMixin,
+    library_name="genmodels",
+    tags=["vae", "fashion-mnist", "unconditional-image-generation"],
+    license="mit",
+    repo_url=REPO_URL,
+    pipeline_tag="unconditional-image-generation",
+):
+    """encode: images -> (mu, logvar); decode: z -> images; forward returns all three."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        w, h = config.width, config.hidden_dim
+        self.encoder = nn.Sequential(
+            nn.Conv2d(config.image_channels, w, 4, 2, 1),  # (B, w, 14, 14)
+            nn.ReLU(True),
+            nn.Conv2d(w, 2 * w, 4, 2, 1),  # (B, 2w, 7, 7)
+            nn.ReLU(True),
+            nn.Flatten(),
+            nn.Linear(2 * w * 7 * 7, h),
+            nn.ReLU(True),
+            nn.Linear(h, 2 * config.latent_dim),  # mu and logvar side by side
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, h),
+            nn.ReLU(True),
+            nn.Linear(h, 2 * w * 7 * 7),
+            nn.ReLU(True),
+            nn.Unflatten(1, (2 * w, 7, 7)),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1),  # (B, w, 14, 14)
+            nn.ReLU(True),
+            nn.ConvTranspose2d(w, config.image_channels, 4, 2, 1),  # (B, 1, 28, 28) Bernoulli logits
+        )
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, 1, 28, 28) in [-1, 1] -> posterior mean and log-variance, each (B, latent_dim)."""
+        mu, logvar = self.encoder((x + 1.0) / 2.0).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, latent_dim) -> Bernoulli logits (B, 1, 28, 28)."""
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1] (the Bernoulli means)."""
+        return torch.sigmoid(self.decode_logits(z)) * 2.0 - 1.0
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """Reparameterised pass: returns (Bernoulli logits, mu, logvar)."""
+        mu, logvar = self.encode(x)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return self.decode_logits(z), mu, logvar
+
+    @torch.inference_mode()
+    def sample(self, num: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """`num` images decoded from prior draws (seeds seed..seed+num-1), scaled by `temperature`."""
+        device = next(self.parameters()).device
+        return self.decode(seed_to_z(seed, num, self.latent_dim, device=device) * temperature)
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode to the posterior mean and decode: images in [-1, 1] -> images in [-1, 1]."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+
+def elbo_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0):
+    """Negative ELBO per image, split as (total, reconstruction, KL); `x` in [-1, 1].
+
+    Reconstruction: -log p(x|z) = BCE(logits, x01), summed over pixels.
+    KL(N(mu, sigma^2) || N(0, 1)) = -1/2 sum(1 + logvar - mu^2 - exp(logvar))  (Kingma and Welling, App. B).
+    """
+    batch = x.shape[0]
+    target = (x + 1.0) / 2.0
+    reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch
+    return reconstruction + beta * kl, reconstruction, kl

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny configs for every registered family, and a check for the data files."""
+
+from __future__ import annotations
+
+import pytest
+
+from genmodels.classifier import ClassifierConfig
+from genmodels.data import candidate_dirs
+from genmodels.dcgan import DCGANConfig
+from genmodels.vae import VAEConfig
+
+# One tiny config per registry entry: a new family must add one here (test_models checks it).
+TINY_CONFIGS = {
+    "dcgan": DCGANConfig(latent_dim=8, gen_width=8, disc_width=8),
+    "vae": VAEConfig(latent_dim=4, width=4, hidden_dim=16),
+    "classifier": ClassifierConfig(width=4, feature_dim=16),
+}
+
+
+def fashion_mnist_available() -> bool:
+    """True when the original Fashion-MNIST files are on disk (CI installs Debian's package)."""
+    return any((folder / "train-images-idx3-ubyte.gz").exists() or (folder / "train-images-idx3-ubyte").exists()
+               for folder in candidate_dirs())
+
+
+needs_data = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST files not installed")
