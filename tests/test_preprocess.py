@@ -1,0 +1,139 @@
+"""Uploads: every format and mode decodes; bad files get a plain ValueError; preparation steps."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from genmodels.data import load_fashion_mnist
+from genmodels.preprocess import MAX_PIXELS, load_image, prepare, prepare_upload
+from tests.conftest import needs_data
+
+
+def shirt(mode: str = "RGB", size: int = 96) -> Image.Image:
+    """A dark T-shape on a light background, as a product photo would be, in `mode`."""
+    image = Image.new("RGB", (size, size), (245, 245, 240))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([size * 0.3, size * 0.2, size * 0.7, size * 0.9], fill=(30, 40, 120))
+    draw.rectangle([size * 0.1, size * 0.2, size * 0.9, size * 0.4], fill=(30, 40, 120))
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257).convert("I;16")
+    if mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        alpha = Image.fromarray(np.where(np.asarray(image.convert("L")) > 200, 0, 255).astype(np.uint8))
+        rgba.putalpha(alpha)  # transparent background around the item
+        return rgba if mode == "RGBA" else rgba.convert(mode)
+    if mode == "P":
+        return image.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)  # as GIF encoders do
+    return image.convert(mode)
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+CASES = {
+    "png-L": lambda: encode(shirt("L"), "PNG"),
+    "png-1": lambda: encode(shirt("1").convert("L").point(lambda v: v).convert("1", dither=Image.Dither.NONE), "PNG"),
+    "png-P": lambda: encode(shirt("P"), "PNG"),
+    "png-RGB": lambda: encode(shirt("RGB"), "PNG"),
+    "png-RGBA": lambda: encode(shirt("RGBA"), "PNG"),
+    "png-LA": lambda: encode(shirt("LA"), "PNG"),
+    "png-I16": lambda: encode(shirt("I;16"), "PNG"),
+    "jpeg": lambda: encode(shirt("RGB"), "JPEG", quality=90),
+    "jpeg-progressive": lambda: encode(shirt("RGB"), "JPEG", progressive=True),
+    "jpeg-cmyk": lambda: encode(shirt("CMYK"), "JPEG"),
+    "webp": lambda: encode(shirt("RGB"), "WEBP"),
+    "webp-rgba": lambda: encode(shirt("RGBA"), "WEBP"),
+    "bmp": lambda: encode(shirt("RGB"), "BMP"),
+    "tiff": lambda: encode(shirt("RGB"), "TIFF"),
+    "tiff-cmyk": lambda: encode(shirt("CMYK"), "TIFF"),
+    "gif-animated": lambda: encode(shirt("RGB"), "GIF", save_all=True, append_images=[Image.new("RGB", (96, 96))]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_format_and_mode_gives_the_same_item(case):
+    prepared = prepare_upload(CASES[case]())
+    assert prepared.image.shape == (28, 28) and prepared.image.dtype == np.uint8
+    # Light-on-dark like Fashion-MNIST: the background (corners) dark, the item bright.
+    assert prepared.image[0, 0] < 30 and prepared.image[27, 27] < 30
+    assert prepared.image[14, 14] > 150
+    reference = prepare_upload(CASES["png-RGB"]()).image.astype(int)
+    assert np.abs(prepared.image.astype(int) - reference).mean() < 25
+
+
+def test_exif_orientation_is_honoured():
+    tall = shirt("RGB").transpose(Image.Transpose.ROTATE_90)  # stored sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    upright = load_image(encode(tall, "JPEG", exif=exif.tobytes()))
+    plain = load_image(encode(shirt("RGB"), "JPEG"))
+    assert np.abs(upright.astype(int) - plain.astype(int)).mean() < 10
+
+
+def test_arrays_of_any_dtype_are_accepted():
+    gray = np.asarray(shirt("L"))
+    as_float = gray.astype(np.float32) / 255.0
+    assert np.abs(load_image(as_float).astype(int) - gray.astype(int)).max() <= 1
+    assert load_image(np.stack([gray] * 3, axis=-1)).shape == gray.shape
+
+
+BAD = {
+    "not an image": (b"hello, this is text" * 10, "not an image"),
+    "empty": (b"", "empty"),
+    "truncated png": (encode(shirt("RGB", 256), "PNG")[:600], "damaged or truncated"),
+    "tiny": (encode(Image.new("L", (3, 3)), "PNG"), "at least"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_files_get_a_plain_message(name):
+    data, words = BAD[name]
+    with pytest.raises(ValueError, match=words):
+        load_image(data)
+
+
+def test_huge_images_are_refused_before_decoding():
+    # A PNG header claiming 20000 x 20000 pixels with almost no data: a decompression bomb.
+    bomb = encode(Image.new("1", (20_000, 20_000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(ValueError, match=f"{MAX_PIXELS:,}|not an image"):
+        load_image(bomb)
+
+
+def test_blank_images_are_refused():
+    with pytest.raises(ValueError, match="blank"):
+        prepare_upload(encode(Image.new("L", (64, 64), 200), "PNG"))
+
+
+def test_a_thin_drawing_is_thickened_and_centred():
+    # A bag outline drawn with a 6 px pen on an 800 px canvas: 0.2 output pixels wide if just shrunk.
+    canvas = Image.new("RGBA", (800, 800), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).rectangle([200, 300, 600, 700], outline=(0, 0, 0, 255), width=6)
+    ImageDraw.Draw(canvas).arc([300, 150, 500, 450], 180, 360, fill=(0, 0, 0, 255), width=6)
+    prepared = prepare_upload(np.asarray(canvas))
+    names = [name for name, _ in prepared.steps]
+    assert any("thickened" in name for name in names) and any("inverted" in name for name in names)
+    image = prepared.image.astype(int)
+    assert image[0].max() > 200 and image[-1].max() > 200, "the long side spans the frame, bright"
+    assert np.abs(image - image[:, ::-1]).mean() < 10, "centred left to right"
+    assert image[20, 14] < 30, "the inside of the outline stays dark"
+
+
+@needs_data
+def test_fashion_mnist_images_pass_almost_unchanged():
+    test = load_fashion_mnist("test", download=False)
+    unchanged = 0
+    for index in range(50):
+        image = test.images[index].numpy()
+        out = prepare(image).image
+        assert out.shape == image.shape
+        unchanged += int(np.abs(out.astype(int) - image.astype(int)).mean() < 1)
+    # Items already cropped, centred and light-on-dark come through as they are (most of them exactly).
+    assert unchanged >= 40
