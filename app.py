@@ -1,0 +1,439 @@
+"""Latent Lab: explore the latent spaces of small generative models of Fashion-MNIST in a browser.
+
+    python app.py                          # http://127.0.0.1:7860, bundled checkpoints, best device
+    python app.py --device cpu --port 8000
+    python app.py --share                  # also a public *.gradio.live link
+
+This file only lays out the page and wires events; every computation lives in `genmodels`
+(`genmodels.lab.Lab` for the actions, `genmodels.images` / `genmodels.preprocess` for pictures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import hashlib
+import logging
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+
+from genmodels.data import to_uint8
+from genmodels.device import DEVICE_CHOICES, resolve_device
+from genmodels.editing import EditParams
+from genmodels.images import gif_bytes, grid, heatmap, png_bytes, upscale
+from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
+from genmodels.latent import MAX_SEED
+from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, prepare_upload
+from genmodels.registry import MODELS
+
+logger = logging.getLogger("app")
+
+ZOOM = 8  # 28x28 images are shown as 224x224, nearest-neighbour
+EXAMPLES_DIR = Path(__file__).resolve().parent / "genmodels" / "examples"
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "genmodels-app"
+MAX_OUTPUT_FILES = 500  # downloadable files kept on disk; the oldest go first
+QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
+CONCURRENCY = 2  # requests computed at once per event: one per CPU core of a small machine
+SEED_RANGE = MAX_SEED - MAX_IMAGES
+
+INTRO = f"""
+# Latent Lab · Fashion-MNIST
+Generate clothes from random seeds, push your own pictures through a VAE and back, walk between
+latents and edit images, with small models trained on Fashion-MNIST's 60,000 28x28 images.
+Same seed and settings give the same pixels. Uploads: PNG, JPEG, WebP, BMP, TIFF or GIF,
+at most {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS:,} pixels.
+"""
+
+GENERATE_TEXT = """
+**What you see.** Each image is the generator's output for a latent vector *z* drawn from a standard normal
+distribution; image *i* uses seed *seed + i*. The **DCGAN** was trained as a two-player game,
+min<sub>G</sub> max<sub>D</sub> E[log D(x)] + E[log(1 − D(G(z)))]: the discriminator D learns to tell real
+from generated images while the generator G learns to fool it. The **VAE** decodes *z* from its prior.
+**Truncation** (GAN) redraws latent components larger than the threshold and **temperature** (VAE) scales
+*z*: both trade variety for cleaner, more typical images.
+"""
+
+ROUNDTRIP_TEXT = """
+**What you see.** The VAE's encoder maps your image to a Gaussian *q(z|x)* over a small latent space
+(its mean and standard deviation per dimension are plotted below) and the decoder maps the mean back to
+pixels. Training maximised the ELBO, log p(x) ≥ E<sub>q(z|x)</sub>[log p(x|z)] − KL(q(z|x) ‖ p(z)):
+reconstruct well, but keep *q* close to the prior. What the model cannot represent shows up in the error
+map; samples from *q(z|x)* show how sure the encoder is.
+"""
+
+INTERPOLATE_TEXT = """
+**What you see.** A path between two latents, decoded step by step. Latents drawn from a
+high-dimensional Gaussian lie near a sphere of radius √d, so the straight line (**lerp**) passes
+through the low-probability inside where images wash out; **slerp** follows the sphere instead
+(Shoemake's spherical interpolation, as in the DCGAN and VAE literature). With the VAE an endpoint can
+also be your own image, encoded to its posterior mean.
+"""
+
+EDIT_TEXT = """
+**What you see.** Classic pixel edits (crop, rotate, flip, affine: scale, translate, shear) applied to
+your image after it is brought to 28x28, with a live preview. **Projecting onto the model** encodes the
+edited image with the VAE and decodes it: the result is the nearest image the model knows how to make,
+so edits it has never seen (an upside-down shoe) are pulled back towards the data.
+"""
+
+
+# --- glue: errors, pictures and files -----------------------------------------------------------
+
+
+class Upload(gr.Image):
+    """gr.Image that hands the handler the uploaded file untouched (a path, or bytes for a data URL).
+
+    The stock component opens the file with PIL before the handler runs, so a non-image or a
+    decompression bomb fails inside Gradio with a technical message; `genmodels.preprocess`
+    decodes it instead, with limits and plain errors.
+    """
+
+    is_template = True  # rendered by the frontend's ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.path:
+            return payload.path
+        if payload.url and payload.url.startswith("data:"):
+            return base64.b64decode(payload.url.split(",", 1)[1])
+        raise gr.Error("The upload did not arrive; please try again.")
+
+
+def friendly(fn):
+    """Turn the library's ValueError into a gr.Error the page shows; the server keeps serving."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    return wrapper
+
+
+def big(image: np.ndarray) -> np.ndarray:
+    """A 28x28 (or grid) uint8 image enlarged for the screen."""
+    return upscale(image, ZOOM)
+
+
+def save_output(data: bytes, suffix: str) -> str:
+    """Write a downloadable file named by its content hash; keep at most MAX_OUTPUT_FILES."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT_DIR / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        tmp = path.with_name(".tmp-" + path.name)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        files = sorted(OUTPUT_DIR.glob("*" + suffix), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - MAX_OUTPUT_FILES)]:
+            old.unlink(missing_ok=True)
+    return str(path)
+
+
+def read_upload(image, what: str = "an image") -> Prepared:
+    """The 28x28 preparation of an upload (file path) or a drawing (Sketchpad value)."""
+    if isinstance(image, dict):  # Sketchpad / ImageEditor value: the flattened layers
+        image = image.get("composite")
+    if image is None:
+        raise ValueError(f"Upload or draw {what} first.")
+    return prepare_upload(image)
+
+
+# --- handlers: one per tab's main action (module level, so tests can call them) -------------------
+
+
+@friendly
+def generate(model: str, seed: int, num: int = 16, truncation: float = 0.0, temperature: float = 1.0, compare: bool = False):
+    """Generate `num` images from seeds seed..seed+num-1 with `model` (optionally compare all models)."""
+    images = lab.generate(model, seed, num, truncation, temperature)
+    tiles = grid(images)
+    gallery = [(big(image), f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
+    comparison = []
+    if compare:
+        for name in lab.generative():
+            comparison.append((big(grid(lab.generate(name, seed, num, truncation, temperature))), name))
+    return big(tiles), gallery, save_output(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
+
+
+@friendly
+def roundtrip(image: str | bytes | None, sketch: dict | None = None, seed: int = 0):
+    """Reconstruct an uploaded image (or, without one, a drawing) with the VAE."""
+    prepared = read_upload(image if image is not None else sketch, "an image (or draw one)")
+    result = lab.roundtrip(prepared.image, seed)
+    steps = [(big_any(step), name) for name, step in prepared.steps]
+    slider = (big(result.input), big(result.reconstruction))
+    summary = (
+        f"**Reconstruction error:** MSE {result.mse:.4f} (pixels in [0, 1]) · PSNR {result.psnr:.1f} dB · "
+        f"latent dimensions: {len(result.mu)}"
+    )
+    plot = posterior_frame(result.mu, result.std)
+    samples = [(big(sample), f"z ~ q(z|x) #{i + 1}") for i, sample in enumerate(result.samples)]
+    return steps, slider, upscale(heatmap(result.error), ZOOM), summary, plot, samples
+
+
+@friendly
+def interpolate(
+    model: str,
+    seed_a: int,
+    seed_b: int,
+    steps: int = 8,
+    method: str = "slerp",
+    image_a: str | bytes | None = None,
+    image_b: str | bytes | None = None,
+):
+    """Decode `steps` latents between two endpoints (seeds, or images with the VAE)."""
+    a = read_upload(image_a).image if image_a is not None else None
+    b = read_upload(image_b).image if image_b is not None else None
+    frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b))
+    strip = grid_from_frames(frames)
+    gif = save_output(gif_bytes([big(frame) for frame in frames]), ".gif")
+    return big(strip), gif, gif
+
+
+@friendly
+def edit(
+    image: str | bytes | None,
+    crop: float = 1.0,
+    angle: float = 0.0,
+    flip_h: bool = False,
+    flip_v: bool = False,
+    scale: float = 1.0,
+    translate_x: float = 0.0,
+    translate_y: float = 0.0,
+    shear_x: float = 0.0,
+    shear_y: float = 0.0,
+):
+    """Apply classic edits to the uploaded image and project the result onto the VAE."""
+    prepared = read_upload(image).image
+    params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
+    edited, projected = lab.edit(prepared, params)
+    return big(prepared), big(edited), (big(edited), big(projected))
+
+
+def ping() -> str:
+    """No-op endpoint: the round trip of the server itself, for the speed benchmark."""
+    return "pong"
+
+
+def random_seed() -> int:
+    return random.randint(0, 2**31 - 1)
+
+
+def knob_visibility(model: str):
+    knob = MODELS[model].sample_knob if model in MODELS else None
+    return gr.update(visible=knob == "truncation"), gr.update(visible=knob == "temperature")
+
+
+# --- layout ---------------------------------------------------------------------------------------
+
+
+def build_demo() -> gr.Blocks:
+    """Lay out the page for the models in `lab` and wire every event."""
+    generative = lab.generative()
+    default_model = generative[0] if generative else None
+
+    with gr.Blocks(title="Latent Lab · Fashion-MNIST", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        status = f"Running on **{lab.device}** with models: {', '.join(lab.models) or 'none'}."
+        if lab.broken:
+            status += " ⚠️ Not loaded: " + "; ".join(f"**{name}** ({why})" for name, why in lab.broken.items())
+        gr.Markdown(status, elem_id="status")
+
+        with gr.Tab("Generate", id="generate"):
+            gr.Markdown(GENERATE_TEXT)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    g_model = gr.Dropdown(generative, value=default_model, label="Model")
+                    with gr.Row():
+                        g_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=SEED_RANGE, scale=3, elem_id="generate-seed")
+                        g_dice = gr.Button("🎲 Random", scale=1, min_width=60)
+                    g_num = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
+                    g_trunc = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
+                    g_temp = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature", visible=False)
+                    g_compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
+                    g_run = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                with gr.Column(scale=2):
+                    g_grid = gr.Image(label="Grid", format="png", elem_id="generate-grid", buttons=["download"])
+                    g_compare_out = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
+                    g_gallery = gr.Gallery(label="Single images", columns=8, format="png", height="auto")
+                    g_file = gr.File(label="Download grid (PNG, 28x28 tiles)")
+            g_inputs = [g_model, g_seed, g_num, g_trunc, g_temp, g_compare]
+            g_outputs = [g_grid, g_gallery, g_file, g_compare_out]
+            g_run.click(generate, g_inputs, g_outputs, api_name="generate")
+            g_dice.click(random_seed, None, g_seed, api_visibility="private").then(
+                generate, g_inputs, g_outputs, api_visibility="private"
+            )
+            g_model.change(knob_visibility, g_model, [g_trunc, g_temp], api_visibility="private")
+            for slider in (g_num, g_trunc, g_temp):
+                slider.release(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
+            g_compare.change(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
+
+        with gr.Tab("Round trip", id="roundtrip"):
+            gr.Markdown(ROUNDTRIP_TEXT)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    r_image = Upload(type="filepath", image_mode=None, label="Upload an image", sources=["upload", "clipboard"], elem_id="roundtrip-upload")
+                    r_sketch = gr.Sketchpad(label="…or draw one (used when no image is uploaded)", type="numpy", canvas_size=(420, 420))
+                    r_seed = gr.Number(0, label="Seed of the posterior samples", precision=0, minimum=0)
+                    r_run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
+                    examples = sorted(EXAMPLES_DIR.glob("*.png"))
+                with gr.Column(scale=2):
+                    r_steps = gr.Gallery(label="Preprocessing to 28x28", columns=5, format="png", height="auto")
+                    with gr.Row():
+                        r_slider = gr.ImageSlider(label="Before / after", format="png", elem_id="roundtrip-slider")
+                        r_heat = gr.Image(label="Per-pixel error (black 0 → white 1)", format="png")
+                    r_summary = gr.Markdown()
+                    r_plot = gr.LinePlot(x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension")
+                    r_samples = gr.Gallery(label="Samples from the posterior", columns=8, format="png", height="auto")
+            r_outputs = [r_steps, r_slider, r_heat, r_summary, r_plot, r_samples]
+            r_run.click(roundtrip, [r_image, r_sketch, r_seed], r_outputs, api_name="roundtrip")
+            r_image.upload(roundtrip, [r_image, r_sketch, r_seed], r_outputs, api_visibility="private")
+            if examples:
+                gr.Examples(
+                    [[str(path)] for path in examples],
+                    inputs=[r_image],
+                    outputs=r_outputs,
+                    fn=roundtrip,
+                    run_on_click=True,
+                    label="Fashion-MNIST test images (one per class)",
+                    api_visibility="private",
+                )
+
+        with gr.Tab("Interpolate", id="interpolate"):
+            gr.Markdown(INTERPOLATE_TEXT)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    i_model = gr.Dropdown(generative, value=default_model, label="Model")
+                    with gr.Row():
+                        i_seed_a = gr.Number(0, label="Seed A", precision=0, minimum=0)
+                        i_seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0)
+                    i_steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps")
+                    i_method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
+                    with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
+                        with gr.Row():
+                            i_image_a = Upload(type="filepath", image_mode=None, label="Image A", sources=["upload", "clipboard"])
+                            i_image_b = Upload(type="filepath", image_mode=None, label="Image B", sources=["upload", "clipboard"])
+                    i_run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
+                with gr.Column(scale=2):
+                    i_strip = gr.Image(label="Path from A to B", format="png", elem_id="interpolate-strip")
+                    i_gif = gr.Image(label="Animation", type="filepath")
+                    i_file = gr.File(label="Download GIF")
+            i_inputs = [i_model, i_seed_a, i_seed_b, i_steps, i_method, i_image_a, i_image_b]
+            i_outputs = [i_strip, i_gif, i_file]
+            i_run.click(interpolate, i_inputs, i_outputs, api_name="interpolate")
+            i_steps.release(interpolate, i_inputs, i_outputs, api_visibility="private", trigger_mode="always_last")
+            i_method.change(interpolate, i_inputs, i_outputs, api_visibility="private", trigger_mode="always_last")
+
+        with gr.Tab("Edit", id="edit"):
+            gr.Markdown(EDIT_TEXT)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    e_image = Upload(type="filepath", image_mode=None, label="Upload an image", sources=["upload", "clipboard"], elem_id="edit-upload")
+                    e_crop = gr.Slider(0.3, 1.0, value=1.0, step=0.05, label="Crop: central fraction kept")
+                    e_angle = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)")
+                    with gr.Row():
+                        e_flip_h = gr.Checkbox(False, label="Flip horizontally")
+                        e_flip_v = gr.Checkbox(False, label="Flip vertically")
+                    e_scale = gr.Slider(0.3, 3.0, value=1.0, step=0.05, label="Scale")
+                    with gr.Row():
+                        e_tx = gr.Slider(-14, 14, value=0, step=1, label="Translate x (px)")
+                        e_ty = gr.Slider(-14, 14, value=0, step=1, label="Translate y (px)")
+                    with gr.Row():
+                        e_shx = gr.Slider(-45, 45, value=0, step=1, label="Shear x (degrees)")
+                        e_shy = gr.Slider(-45, 45, value=0, step=1, label="Shear y (degrees)")
+                    e_run = gr.Button("Apply and project onto the model", variant="primary", elem_id="edit-button")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        e_prepared = gr.Image(label="Your image at 28x28", format="png")
+                        e_edited = gr.Image(label="Edited (live preview)", format="png", elem_id="edit-preview")
+                    e_slider = gr.ImageSlider(label="Edited / projected onto the VAE", format="png")
+            e_inputs = [e_image, e_crop, e_angle, e_flip_h, e_flip_v, e_scale, e_tx, e_ty, e_shx, e_shy]
+            e_outputs = [e_prepared, e_edited, e_slider]
+            e_run.click(edit, e_inputs, e_outputs, api_name="edit")
+            e_image.upload(edit, e_inputs, e_outputs, api_visibility="private")
+            for control in (e_crop, e_angle, e_scale, e_tx, e_ty, e_shx, e_shy):
+                control.release(edit, e_inputs, e_outputs, api_visibility="private", trigger_mode="always_last")
+            for box in (e_flip_h, e_flip_v):
+                box.input(edit, e_inputs, e_outputs, api_visibility="private", trigger_mode="always_last")
+
+        gr.api(ping, api_name="ping")
+        demo.load(generate, g_inputs, g_outputs, api_visibility="private")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+# --- small display helpers ----------------------------------------------------------------------
+
+
+def to_uint8_list(images: torch.Tensor) -> list[np.ndarray]:
+    """Model output (N, 1, 28, 28) in [-1, 1] -> list of uint8 (28, 28)."""
+    return list(to_uint8(images).numpy())
+
+
+def grid_from_frames(frames: list[np.ndarray]) -> np.ndarray:
+    """One row of frames with 2-pixel gaps."""
+    gap = np.zeros((frames[0].shape[0], 2), dtype=np.uint8)
+    parts = []
+    for frame in frames:
+        parts += [frame, gap]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def big_any(image: np.ndarray) -> np.ndarray:
+    """Enlarge small images for display; leave large ones (the raw input) as they are."""
+    factor = max(1, 224 // max(image.shape[:2]))
+    return upscale(image, factor)
+
+
+def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:
+    """Long-form table of the posterior mean and standard deviation per latent dimension, for a LinePlot."""
+    dims = np.arange(len(mu))
+    return pd.DataFrame(
+        {
+            "dimension": np.concatenate([dims, dims]),
+            "value": np.concatenate([mu, std]).astype(float),
+            "statistic": ["mean"] * len(mu) + ["standard deviation"] * len(std),
+        }
+    )
+
+
+# Built at import so `from app import demo` works (tests, `gradio app.py` reload mode, Spaces).
+lab = Lab(os.environ.get("GENMODELS_DEVICE", "auto"))
+demo = build_demo()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the Latent Lab web app.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    global lab, demo
+    if resolve_device(args.device) != lab.device:
+        lab = Lab(args.device)
+        demo = build_demo()
+    logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=MAX_FILE_BYTES,
+        show_error=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

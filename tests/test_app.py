@@ -1,0 +1,111 @@
+"""The app's handlers called directly: outputs, determinism, and plain errors for bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+
+EXAMPLE = sorted(app.EXAMPLES_DIR.glob("*.png"))[0]
+
+
+def test_demo_is_built_at_import_with_the_bundled_models():
+    assert isinstance(app.demo, gr.Blocks)
+    assert set(app.lab.generative()) == {"dcgan", "vae"} and not app.lab.broken
+
+
+def test_generate_gives_grid_gallery_and_download():
+    grid, gallery, download, compare = app.generate("dcgan", 3, 6)
+    assert grid.shape == (app.ZOOM * (2 * 30 + 2), app.ZOOM * (3 * 30 + 2))
+    assert len(gallery) == 6 and gallery[0][1] == "seed 3" and gallery[0][0].shape == (224, 224)
+    assert Image.open(download).size == (3 * 30 + 2, 2 * 30 + 2)
+    assert compare["visible"] is False
+    again = app.generate("dcgan", 3, 6)
+    assert np.array_equal(grid, again[0]) and again[2] == download
+
+
+def test_compare_shows_every_generative_model():
+    *_, compare = app.generate("vae", 0, 4, compare=True)
+    assert compare["visible"] is True
+    assert [caption for _, caption in compare["value"]] == app.lab.generative()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seed": float("nan")},
+        {"seed": -1},
+        {"num": 0},
+        {"num": 10_000},
+        {"truncation": float("inf")},
+        {"model": "nope"},
+    ],
+)
+def test_generate_refuses_bad_numbers(kwargs):
+    arguments = {"model": "dcgan", "seed": 0, "num": 4, **kwargs}
+    with pytest.raises(gr.Error):
+        app.generate(**arguments)
+
+
+def test_roundtrip_from_a_file_and_from_a_drawing():
+    steps, slider, heat, summary, plot, samples = app.roundtrip(str(EXAMPLE))
+    assert [name.split(". ", 1)[1] for _, name in steps][-1].startswith("resized to 28x28")
+    assert slider[0].shape == slider[1].shape == (224, 224)
+    assert heat.shape == (224, 224, 3) and "PSNR" in summary
+    assert set(plot["statistic"]) == {"mean", "standard deviation"} and len(samples) == 8
+
+    canvas = np.zeros((400, 400, 4), np.uint8)
+    canvas[100:300, 150:250] = (0, 0, 0, 255)  # a dark block drawn on a transparent layer
+    steps, *_ = app.roundtrip(None, {"composite": canvas, "background": None, "layers": []})
+    assert any("inverted" in name for _, name in steps)
+
+
+@pytest.mark.parametrize(
+    "image, words",
+    [
+        (None, "Upload"),
+        (b"not an image at all", "not an image"),
+        (b"", "empty"),
+    ],
+)
+def test_roundtrip_refuses_bad_uploads(image, words):
+    with pytest.raises(gr.Error, match=words):
+        app.roundtrip(image)
+
+
+def test_interpolate_gives_strip_and_gif():
+    strip, animation, download = app.interpolate("dcgan", 0, 1, 5, "slerp")
+    assert strip.shape == (224, app.ZOOM * (5 * 28 + 4 * 2))
+    gif = Image.open(download)
+    assert animation == download and gif.n_frames == 2 * 5 - 2
+    with pytest.raises(gr.Error):
+        app.interpolate("dcgan", 0, 1, 64)
+    with pytest.raises(gr.Error, match="no encoder"):
+        app.interpolate("dcgan", 0, 1, 4, image_a=str(EXAMPLE))
+    strip, *_ = app.interpolate("vae", 0, 1, 4, "lerp", str(EXAMPLE), None)
+    assert strip.shape[0] == 224
+
+
+def test_edit_previews_and_projects():
+    prepared, edited, (before, after) = app.edit(str(EXAMPLE), angle=90, flip_h=True)
+    assert prepared.shape == edited.shape == before.shape == after.shape == (224, 224)
+    assert not np.array_equal(prepared, edited)
+    assert np.array_equal(app.edit(str(EXAMPLE))[1], prepared), "no edit, no change"
+    with pytest.raises(gr.Error):
+        app.edit(str(EXAMPLE), scale=float("nan"))
+    with pytest.raises(gr.Error, match="Upload"):
+        app.edit(None)
+
+
+def test_output_files_are_kept_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 3)
+    for i in range(6):
+        app.save_output(bytes([i]), ".png")
+    assert len(list(tmp_path.glob("*.png"))) == 3

@@ -1,0 +1,96 @@
+"""The app served on a free port, every api_name called through gradio_client."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import app
+
+EXAMPLE = str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    port = free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        app.demo.close()
+
+
+def pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def assert_picture(path: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The file is an image of `size` (width, height) with real content (not one flat colour)."""
+    image = pixels(path)
+    if size:
+        assert Image.open(path).size == size
+    assert image.std() > 5, f"{path} is blank"
+    return image
+
+
+def test_generate_with_only_the_documented_names(client):
+    grid, gallery, download, _ = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")
+    first = assert_picture(grid, (app.ZOOM * 122, app.ZOOM * 122))
+    assert len(gallery) == 16 and gallery[0]["caption"] == "seed 0"
+    assert_picture(download, (122, 122))
+    again = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")[0]
+    assert np.array_equal(first, pixels(again)), "same seed and settings, same pixels"
+    other = client.predict(model="dcgan", seed=1, num=16, api_name="/generate")[0]
+    assert not np.array_equal(first, pixels(other))
+
+
+def test_generate_vae_with_temperature(client):
+    grid, *_ = client.predict(model="vae", seed=7, num=4, temperature=0.5, api_name="/generate")
+    assert_picture(grid, (app.ZOOM * 62, app.ZOOM * 62))
+
+
+def test_roundtrip(client):
+    steps, slider, heat, summary, plot, samples = client.predict(image=handle_file(EXAMPLE), api_name="/roundtrip")
+    before, after = slider
+    assert_picture(before, (224, 224))
+    assert_picture(after, (224, 224))
+    assert Image.open(heat).size == (224, 224) and "PSNR" in summary
+    assert len(samples) == 8 and len(steps) >= 2
+
+
+def test_interpolate(client):
+    strip, animation, download = client.predict(model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate")
+    assert_picture(strip, (app.ZOOM * (6 * 28 + 5 * 2), 224))
+    assert Image.open(download).n_frames == 10
+    again = client.predict(model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate")[0]
+    assert np.array_equal(pixels(strip), pixels(again))
+
+
+def test_edit(client):
+    prepared, edited, slider = client.predict(image=handle_file(EXAMPLE), angle=45, api_name="/edit")
+    assert_picture(prepared, (224, 224))
+    assert_picture(edited, (224, 224))
+    assert_picture(slider[1], (224, 224))
+
+
+def test_errors_come_back_as_messages_and_the_server_keeps_serving(client, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"this is not a picture" * 20)
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(image=handle_file(str(bad)), api_name="/roundtrip")
+    with pytest.raises(AppError, match="maximum|Steps"):  # Gradio checks the slider range first
+        client.predict(model="dcgan", seed_a=0, seed_b=1, steps=1000, api_name="/interpolate")
+    assert client.predict(api_name="/ping") == "pong"
+    grid, *_ = client.predict(model="dcgan", seed=0, num=1, api_name="/generate")
+    assert_picture(grid)

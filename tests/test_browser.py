@@ -1,0 +1,111 @@
+"""A real browser (Debian's Chromium driven by Playwright) opens every tab and runs its main action.
+
+Screenshots go to test-artifacts/ (ignored by git) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+import app
+from tests.conftest import CHROMIUM, needs_browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+EXAMPLE = str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0])
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # this machine's closed network refuses Google's services
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(f"http://127.0.0.1:{port}/")
+        try:
+            yield page
+        finally:
+            browser.close()
+            app.demo.close()
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def image_source(page, selector: str) -> str:
+    """Wait for an output image under `selector` and return its src."""
+    image = page.locator(f"{selector} img").first
+    image.wait_for(state="visible")
+    return image.get_attribute("src")
+
+
+@needs_browser
+def test_generate_tab(page):
+    open_tab(page, "Generate")
+    first = image_source(page, "#generate-grid")  # the page generates once when it opens
+    page.locator("#generate-seed input").fill("42")
+    page.locator("#generate-button").click()
+    page.wait_for_function(
+        "src => { const img = document.querySelector('#generate-grid img'); return img && img.src !== src; }",
+        arg=first,
+    )
+    page.screenshot(path=ARTIFACTS / "generate.png", full_page=True)
+
+
+@needs_browser
+def test_roundtrip_tab(page):
+    open_tab(page, "Round trip")
+    page.locator("#roundtrip-upload input[type=file]").set_input_files(EXAMPLE)
+    page.locator("#roundtrip-button").click()
+    image_source(page, "#roundtrip-slider")
+    page.get_by_text("Reconstruction error").wait_for()
+    page.screenshot(path=ARTIFACTS / "roundtrip.png", full_page=True)
+
+
+@needs_browser
+def test_interpolate_tab(page):
+    open_tab(page, "Interpolate")
+    page.locator("#interpolate-button").click()
+    image_source(page, "#interpolate-strip")
+    page.screenshot(path=ARTIFACTS / "interpolate.png", full_page=True)
+
+
+@needs_browser
+def test_edit_tab(page):
+    open_tab(page, "Edit")
+    page.locator("#edit-upload input[type=file]").set_input_files(EXAMPLE)
+    page.locator("#edit-button").click()
+    image_source(page, "#edit-preview")
+    page.screenshot(path=ARTIFACTS / "edit.png", full_page=True)
+
+
+@needs_browser
+def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)  # a PNG signature and nothing else
+    open_tab(page, "Edit")
+    page.locator("#edit-upload input[type=file]").set_input_files(str(bad))
+    page.get_by_text("not an image we can read", exact=False).first.wait_for()
+    page.screenshot(path=ARTIFACTS / "error.png", full_page=True)
+    open_tab(page, "Interpolate")
+    page.locator("#interpolate-button").click()
+    image_source(page, "#interpolate-strip")

@@ -1,0 +1,52 @@
+"""Grids, PNG/NPY output, upscaling, heat maps and GIFs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genmodels.images import gif_bytes, grid, heatmap, png_bytes, save_images, upscale
+
+
+def test_grid_tiles_with_padding():
+    x = torch.full((6, 1, 28, 28), 1.0)
+    tiles = grid(x)
+    assert tiles.shape == (2 * 30 + 2, 3 * 30 + 2) and tiles.dtype == np.uint8
+    assert tiles[2:30, 2:30].min() == 255 and tiles[0].max() == 0
+
+
+def test_png_is_deterministic_and_lossless():
+    image = np.arange(28 * 28, dtype=np.uint16).reshape(28, 28).astype(np.uint8)
+    data = png_bytes(image)
+    assert data == png_bytes(image)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image)
+
+
+def test_save_images_png_and_npy(tmp_path):
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    save_images(x, tmp_path / "a.npy")
+    assert np.load(tmp_path / "a.npy").shape == (3, 28, 28)
+    save_images(x, tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").size == (62, 62)
+    with pytest.raises(ValueError):
+        save_images(x, tmp_path / "a.jpg")
+
+
+def test_upscale_and_heatmap():
+    assert upscale(np.ones((2, 3), np.uint8), 4).shape == (8, 12)
+    colours = heatmap(np.array([[0.0, 0.5, 1.0, np.nan]]))
+    assert colours.shape == (1, 4, 3)
+    assert colours[0, 0].tolist() == [0, 0, 0] and colours[0, 2].tolist() == [255, 255, 255]
+    assert colours[0, 1, 0] == 255 and colours[0, 1, 2] == 0  # red-yellow in the middle
+
+
+def test_gif_loops_back_and_forth():
+    frames = [np.full((8, 8), v, np.uint8) for v in (0, 100, 200)]
+    gif = Image.open(io.BytesIO(gif_bytes(frames)))
+    assert gif.n_frames == 4 and gif.info["loop"] == 0
+    with pytest.raises(ValueError):
+        gif_bytes([])
