@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genmodels.data import to_uint8
+from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.device import DEVICE_CHOICES, resolve_device
 from genmodels.editing import EditParams
 from genmodels.images import gif_bytes, grid, heatmap, png_bytes, upscale
@@ -153,15 +153,23 @@ def read_upload(image, what: str = "an image") -> Prepared:
 
 
 @friendly
-def generate(model: str, seed: int, num: int = 16, truncation: float = 0.0, temperature: float = 1.0, compare: bool = False):
+def generate(
+    model: str,
+    seed: int,
+    num: int = 16,
+    truncation: float = 0.0,
+    temperature: float = 1.0,
+    compare: bool = False,
+    label: str = CLASS_NAMES[0],
+):
     """Generate `num` images from seeds seed..seed+num-1 with `model` (optionally compare all models)."""
-    images = lab.generate(model, seed, num, truncation, temperature)
+    images = lab.generate(model, seed, num, truncation, temperature, label)
     tiles = grid(images)
     gallery = [(big(image), f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
     comparison = []
     if compare:
         for name in lab.generative():
-            comparison.append((big(grid(lab.generate(name, seed, num, truncation, temperature))), name))
+            comparison.append((big(grid(lab.generate(name, seed, num, truncation, temperature, label))), name))
     return big(tiles), gallery, save_output(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
 
 
@@ -190,11 +198,12 @@ def interpolate(
     method: str = "slerp",
     image_a: str | bytes | None = None,
     image_b: str | bytes | None = None,
+    label: str = CLASS_NAMES[0],
 ):
     """Decode `steps` latents between two endpoints (seeds, or images with the VAE)."""
     a = read_upload(image_a).image if image_a is not None else None
     b = read_upload(image_b).image if image_b is not None else None
-    frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b))
+    frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))
     strip = grid_from_frames(frames)
     gif = save_output(gif_bytes([big(frame) for frame in frames]), ".gif")
     return big(strip), gif, gif
@@ -230,8 +239,17 @@ def random_seed() -> int:
 
 
 def knob_visibility(model: str):
-    knob = MODELS[model].sample_knob if model in MODELS else None
-    return gr.update(visible=knob == "truncation"), gr.update(visible=knob == "temperature")
+    """Show the controls that apply to `model`: truncation or temperature, and the class picker."""
+    entry = MODELS.get(model)
+    knob = entry.sample_knob if entry else None
+    conditional = bool(entry and entry.conditional)
+    return gr.update(visible=knob == "truncation"), gr.update(visible=knob == "temperature"), gr.update(visible=conditional)
+
+
+def label_visibility(model: str):
+    """Show the class picker for conditional models only."""
+    entry = MODELS.get(model)
+    return gr.update(visible=bool(entry and entry.conditional))
 
 
 # --- layout ---------------------------------------------------------------------------------------
@@ -260,6 +278,7 @@ def build_demo() -> gr.Blocks:
                     g_num = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
                     g_trunc = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
                     g_temp = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature", visible=False)
+                    g_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
                     g_compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
                     g_run = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 with gr.Column(scale=2):
@@ -267,13 +286,14 @@ def build_demo() -> gr.Blocks:
                     g_compare_out = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
                     g_gallery = gr.Gallery(label="Single images", columns=8, format="png", height="auto")
                     g_file = gr.File(label="Download grid (PNG, 28x28 tiles)")
-            g_inputs = [g_model, g_seed, g_num, g_trunc, g_temp, g_compare]
+            g_inputs = [g_model, g_seed, g_num, g_trunc, g_temp, g_compare, g_label]
             g_outputs = [g_grid, g_gallery, g_file, g_compare_out]
             g_run.click(generate, g_inputs, g_outputs, api_name="generate")
             g_dice.click(random_seed, None, g_seed, api_visibility="private").then(
                 generate, g_inputs, g_outputs, api_visibility="private"
             )
-            g_model.change(knob_visibility, g_model, [g_trunc, g_temp], api_visibility="private")
+            g_model.change(knob_visibility, g_model, [g_trunc, g_temp, g_label], api_visibility="private")
+            g_label.change(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
             for slider in (g_num, g_trunc, g_temp):
                 slider.release(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
             g_compare.change(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
@@ -319,6 +339,7 @@ def build_demo() -> gr.Blocks:
                         i_seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0)
                     i_steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps")
                     i_method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
+                    i_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
                     with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
                         with gr.Row():
                             i_image_a = Upload(type="filepath", image_mode=None, label="Image A", sources=["upload", "clipboard"])
@@ -328,11 +349,12 @@ def build_demo() -> gr.Blocks:
                     i_strip = gr.Image(label="Path from A to B", format="png", elem_id="interpolate-strip")
                     i_gif = gr.Image(label="Animation", type="filepath")
                     i_file = gr.File(label="Download GIF")
-            i_inputs = [i_model, i_seed_a, i_seed_b, i_steps, i_method, i_image_a, i_image_b]
+            i_inputs = [i_model, i_seed_a, i_seed_b, i_steps, i_method, i_image_a, i_image_b, i_label]
             i_outputs = [i_strip, i_gif, i_file]
             i_run.click(interpolate, i_inputs, i_outputs, api_name="interpolate")
             i_steps.release(interpolate, i_inputs, i_outputs, api_visibility="private", trigger_mode="always_last")
             i_method.change(interpolate, i_inputs, i_outputs, api_visibility="private", trigger_mode="always_last")
+            i_model.change(label_visibility, i_model, i_label, api_visibility="private")
 
         with gr.Tab("Edit", id="edit"):
             gr.Markdown(EDIT_TEXT)

@@ -26,6 +26,7 @@ class DCGANConfig:
     gen_width: int = 64  # channels of the generator's last hidden layer (doubled before it)
     disc_width: int = 64  # channels of the discriminator's first layer (doubled after it)
     image_channels: int = 1  # grayscale
+    spectral_norm: bool = False  # discriminator: spectral normalisation in place of BatchNorm (Miyato et al. 2018)
 
 
 class Generator(
@@ -83,18 +84,23 @@ class Discriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["d
         super().__init__()
         self.config = config
         width = config.disc_width
+        # Spectral normalisation bounds each layer's Lipschitz constant, which steadies training
+        # without BatchNorm's dependence on the batch.
+        sn = nn.utils.parametrizations.spectral_norm if config.spectral_norm else (lambda layer: layer)
+        norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(width * 2)
         self.net = nn.Sequential(
             # (B, 1, 28, 28) -> (B, w, 14, 14); no BatchNorm on the input layer (DCGAN paper)
-            nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False),
+            sn(nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False)),
             nn.LeakyReLU(0.2, inplace=True),
             # -> (B, 2w, 7, 7)
-            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(width * 2),
+            sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)),
+            norm,
             nn.LeakyReLU(0.2, inplace=True),
             # -> (B, 1, 1, 1)
-            nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False),
+            sn(nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False)),
         )
-        self.apply(init_weights)
+        if not config.spectral_norm:
+            self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()

@@ -89,6 +89,7 @@ def save_atomic(model: PyTorchModelHubMixin, folder: str | Path, card: str | Non
         for name in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE):
             if (Path(tmp) / name).exists():
                 _fsync(Path(tmp) / name)
+                os.chmod(Path(tmp) / name, 0o644)
                 os.replace(Path(tmp) / name, folder / name)
     return folder
 
@@ -101,6 +102,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(handle.name, 0o644)  # temporary files are private (0600); results are ordinary files
     os.replace(handle.name, path)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import to_tensor, to_uint8
+from .data import class_index, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
 from .latent import MAX_SEED, interpolate, seed_to_z
@@ -104,17 +104,28 @@ class Lab:
     # --- generate ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def generate(self, model: str, seed: int, num: int, truncation: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
-        """`num` images (num, 1, 28, 28) from seeds seed..seed+num-1; truncation 0 means off."""
+    def generate(
+        self,
+        model: str,
+        seed: int,
+        num: int,
+        truncation: float = 0.0,
+        temperature: float = 1.0,
+        label: int | str = 0,
+    ) -> torch.Tensor:
+        """`num` images (num, 1, 28, 28) from seeds seed..seed+num-1; truncation 0 means off.
+
+        `label` (class index or name) is used by conditional models and ignored by the others.
+        """
         net = self.model(model)
         seed = check_int("Seed", seed, 0, MAX_SEED - MAX_IMAGES)
         num = check_int("Number of images", num, 1, MAX_IMAGES)
-        knob = MODELS[model].sample_knob
-        if knob == "truncation":
+        extra = {"label": class_index(label)} if MODELS[model].conditional else {}
+        if MODELS[model].sample_knob == "truncation":
             truncation = check_float("Truncation", truncation, 0.0, MAX_TRUNCATION)
-            return net.sample(num, seed=seed, truncation=truncation or None)
+            return net.sample(num, seed=seed, truncation=truncation or None, **extra)
         temperature = check_float("Temperature", temperature, 0.0, MAX_TEMPERATURE)
-        return net.sample(num, seed=seed, temperature=temperature)
+        return net.sample(num, seed=seed, temperature=temperature, **extra)
 
     # --- VAE round trip ----------------------------------------------------------------------
 
@@ -164,12 +175,16 @@ class Lab:
         method: str = "slerp",
         image_a: np.ndarray | None = None,
         image_b: np.ndarray | None = None,
+        label: int | str = 0,
     ) -> torch.Tensor:
-        """Images (steps, 1, 28, 28) along the path between two endpoints."""
+        """Images (steps, 1, 28, 28) along the path between two endpoints (of class `label` if conditional)."""
         steps = check_int("Steps", steps, 2, MAX_STEPS)
         a = self.endpoint(model, seed_a, image_a)
         b = self.endpoint(model, seed_b, image_b)
-        return self.model(model).decode(interpolate(a, b, steps, method))
+        path = interpolate(a, b, steps, method)
+        if MODELS[model].conditional:
+            return self.model(model).decode(path, class_index(label))
+        return self.model(model).decode(path)
 
     # --- classic edits and projection --------------------------------------------------------
 

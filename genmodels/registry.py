@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cgan import CGANConfig, ConditionalGenerator
 from .classifier import Classifier, ClassifierConfig
 from .dcgan import DCGANConfig, Generator
 from .device import resolve_device
@@ -26,6 +27,7 @@ class ModelEntry:
     config_class: type  # its config dataclass
     checkpoint: str  # folder name of the bundled checkpoint under checkpoints/
     generative: bool  # has latent_dim / decode(z) / sample(num, seed)
+    conditional: bool  # decode and sample also take a class label
     sample_knob: str | None  # keyword of `sample` that trades variety for quality
     description: str  # one line for pickers and model cards
 
@@ -43,6 +45,7 @@ MODELS: dict[str, ModelEntry] = {
             config_class=DCGANConfig,
             checkpoint="dcgan-fashion",
             generative=True,
+            conditional=False,
             sample_knob="truncation",
             description="DCGAN generator: z ~ N(0, I) -> image, trained adversarially",
         ),
@@ -52,8 +55,19 @@ MODELS: dict[str, ModelEntry] = {
             config_class=VAEConfig,
             checkpoint="vae-fashion",
             generative=True,
+            conditional=False,
             sample_knob="temperature",
             description="Convolutional VAE: encoder to N(mu, sigma^2), decoder back, trained on the ELBO",
+        ),
+        ModelEntry(
+            name="cgan",
+            model_class=ConditionalGenerator,
+            config_class=CGANConfig,
+            checkpoint="cgan-fashion",
+            generative=True,
+            conditional=True,
+            sample_knob="truncation",
+            description="Class-conditional GAN: pick a class, the seed picks the item",
         ),
         ModelEntry(
             name="classifier",
@@ -61,6 +75,7 @@ MODELS: dict[str, ModelEntry] = {
             config_class=ClassifierConfig,
             checkpoint="classifier-fashion",
             generative=False,
+            conditional=False,
             sample_knob=None,
             description="CNN classifier: labels and the penultimate features behind the quality metrics",
         ),

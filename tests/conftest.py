@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from genmodels.cgan import CGANConfig
 from genmodels.classifier import ClassifierConfig
 from genmodels.data import candidate_dirs
 from genmodels.dcgan import DCGANConfig
@@ -20,6 +21,7 @@ from genmodels.vae import VAEConfig
 TINY_CONFIGS = {
     "dcgan": DCGANConfig(latent_dim=8, gen_width=8, disc_width=8),
     "vae": VAEConfig(latent_dim=4, width=4, hidden_dim=16),
+    "cgan": CGANConfig(latent_dim=8, embed_dim=4, gen_width=8, disc_width=8),
     "classifier": ClassifierConfig(width=4, feature_dim=16),
 }
 

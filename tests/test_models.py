@@ -100,6 +100,15 @@ def test_discriminator_gives_one_logit_per_image():
     assert d(torch.zeros(5, 1, 28, 28)).shape == (5,)
 
 
+def test_conditional_generator_follows_the_label():
+    model = tiny("cgan")
+    sneakers = model.sample(2, seed=0, label="Sneaker")
+    assert torch.equal(sneakers, model.sample(2, seed=0, label=7))
+    assert not torch.equal(sneakers, model.sample(2, seed=0, label=8))
+    with pytest.raises(ValueError):
+        model.sample(2, seed=0, label="hat")
+
+
 def test_vae_encode_shapes_and_reconstruct():
     model = tiny("vae")
     x = torch.rand(2, 1, 28, 28) * 2 - 1

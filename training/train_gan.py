@@ -1,49 +1,84 @@
-"""Train the DCGAN on Fashion-MNIST with the seed's minimax objective.
+"""Train the DCGAN (or, with --conditional, the class-conditional GAN) on Fashion-MNIST.
 
     python -m training.train_gan                                  # 15 epochs into runs/dcgan
+    python -m training.train_gan --conditional                    # the cGAN into runs/cgan
     python -m training.train_gan --epochs 30 --out runs/dcgan-30  # longer run elsewhere
     python -m training.train_gan --resume                         # continue after a kill
     python -m training.train_gan --dry-run --out /tmp/gan         # a few steps, in seconds
 
-Loss (Goodfellow et al. 2014), with the non-saturating generator loss the seed's code uses:
+Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the seed's code uses:
     D maximises log D(x) + log(1 - D(G(z)))   -> BCE(D(x), 1) + BCE(D(G(z)), 0)
     G maximises log D(G(z))                    -> BCE(D(G(z)), 1)
+Loss `--loss hinge` (Lim and Ye 2017; Miyato et al. 2018), usually with `--spectral-norm`:
+    D minimises relu(1 - D(x)) + relu(1 + D(G(z))),   G minimises -D(G(z)).
+`--ema 0.999` keeps an exponential moving average of the generator's weights (Karras et al. 2018;
+Yazici et al. 2019) and saves that average as the checkpoint: it smooths out the oscillation of
+adversarial training at no cost to the training itself.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from genmodels.data import batches, to_tensor
+from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
+from genmodels.data import CLASS_NAMES, batches, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.latent import seed_to_z
 from training.common import epoch_generator, finish, load_split, make_parser, seed_everything, start_run
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = make_parser(__doc__.splitlines()[0], epochs=15, batch_size=128, lr=2e-4, out="runs/dcgan")
+    parser = make_parser(__doc__.splitlines()[0], epochs=15, batch_size=128, lr=2e-4, out=None)
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (DCGAN paper: 0.5)")
     parser.add_argument("--latent-dim", type=int, default=DCGANConfig.latent_dim, help="size of z")
     parser.add_argument("--gen-width", type=int, default=DCGANConfig.gen_width, help="generator width")
     parser.add_argument("--disc-width", type=int, default=DCGANConfig.disc_width, help="discriminator width")
+    parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
+    parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
+    parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
+    parser.add_argument("--conditional", action="store_true", help="train the class-conditional GAN (cgan)")
     args = parser.parse_args(argv)
+    args.out = args.out or ("runs/cgan" if args.conditional else "runs/dcgan")
 
     # 1. Models and optimisers, initialised from the seed.
     seed_everything(args.seed)
-    config = DCGANConfig(latent_dim=args.latent_dim, gen_width=args.gen_width, disc_width=args.disc_width)
-    generator, discriminator = Generator(config), Discriminator(config)
+    if args.conditional:
+        config = CGANConfig(latent_dim=args.latent_dim, gen_width=args.gen_width, disc_width=args.disc_width)
+        generator, discriminator = ConditionalGenerator(config), ProjectionDiscriminator(config)
+    else:
+        config = DCGANConfig(
+            latent_dim=args.latent_dim,
+            gen_width=args.gen_width,
+            disc_width=args.disc_width,
+            spectral_norm=args.spectral_norm,
+        )
+        generator, discriminator = Generator(config), Discriminator(config)
+
+    def condition(labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The extra argument of G and D: the labels for the conditional GAN, nothing otherwise."""
+        return (labels.to(device),) if args.conditional else ()
+
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     modules = {"generator": generator, "discriminator": discriminator}
+    average = None
+    if args.ema > 0:
+        # torch's own EMA; use_buffers also averages BatchNorm's running statistics.
+        average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
+        modules["ema"] = average
     optimizers = {"generator": opt_g, "discriminator": opt_d}
     run = start_run(args, modules, optimizers)
     device = run.device
+    saved = average.module if average is not None else generator  # what the checkpoint holds
 
     # 2. Data stays uint8 in memory; each batch is converted on the fly.
-    images = load_split(args, "train").images  # (N, 28, 28) uint8
+    train = load_split(args, "train")
+    images, labels = train.images, train.labels  # (N, 28, 28) uint8, (N,)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
+    fixed_labels = (torch.arange(64) // 8) % len(CLASS_NAMES)  # one class per row of the grid
     metrics: dict[str, float] = {}
 
     # 3. Alternate one discriminator step and one generator step per batch.
@@ -57,24 +92,24 @@ def main(argv: list[str] | None = None) -> None:
         for index in progress:
             real = to_tensor(images[index]).to(device)  # (B, 1, 28, 28)
             z = torch.randn(len(index), config.latent_dim, generator=rng).to(device)
-            fake = generator(z)
+            fake_labels = torch.randint(0, len(CLASS_NAMES), (len(index),), generator=rng)
+            fake = generator(z, *condition(fake_labels))
 
-            # Discriminator: push D(x) -> 1 and D(G(z)) -> 0.
-            logits_real = discriminator(real)
-            logits_fake = discriminator(fake.detach())
-            loss_d = F.binary_cross_entropy_with_logits(
-                logits_real, torch.ones_like(logits_real)
-            ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+            # Discriminator: push D(x) up and D(G(z)) down.
+            logits_real = discriminator(real, *condition(labels[index]))
+            logits_fake = discriminator(fake.detach(), *condition(fake_labels))
+            loss_d = discriminator_loss(args.loss, logits_real, logits_fake)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
-            # Generator: non-saturating loss, push D(G(z)) -> 1.
-            logits_gen = discriminator(fake)
-            loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+            # Generator: push D(G(z)) up.
+            loss_g = generator_loss(args.loss, discriminator(fake, *condition(fake_labels)))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if average is not None:
+                average.update_parameters(generator)
 
             run.step += 1
             totals["loss_d"] += loss_d.item()
@@ -85,24 +120,56 @@ def main(argv: list[str] | None = None) -> None:
 
         # 4. End of epoch: samples from fixed noise, one metrics line, atomic checkpoint.
         run.epoch += 1
-        generator.eval()
+        saved.eval()
         with torch.inference_mode():
-            run.save_samples(generator(fixed_z))
+            run.save_samples(saved(fixed_z, *condition(fixed_labels)))
         metrics = {key: round(value / max(1, len(steps)), 4) for key, value in totals.items()}
         run.log(metrics)
-        run.save(generator, modules, optimizers)
+        run.save(saved, modules, optimizers)
 
+    if args.conditional:
+        finish(
+            run,
+            title="Class-conditional GAN for Fashion-MNIST",
+            summary="A DCGAN-style generator fed [z, class embedding] and trained against a spectrally "
+            f"normalised projection discriminator (Miyato and Koyama 2018) with the {args.loss} loss"
+            + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
+            + ". Each row of the sample grid is one class.",
+            tags=["cgan", "gan", "fashion-mnist", "conditional-image-generation"],
+            metrics={f"final_{key}": value for key, value in metrics.items()},
+            load_snippet='from genmodels.cgan import ConditionalGenerator\n\n'
+            'generator = ConditionalGenerator.from_pretrained("FOLDER_OR_REPO_ID")\n'
+            'sneakers = generator.sample(num=16, seed=0, label="Sneaker")  # (16, 1, 28, 28) in [-1, 1]',
+        )
+        return
     finish(
         run,
         title="DCGAN generator for Fashion-MNIST",
-        summary="A DCGAN (Radford et al. 2016) generator sized for 28x28 grayscale, trained with the "
-        "seed's minimax objective and the non-saturating generator loss. z ~ N(0, I) of size "
-        f"{config.latent_dim} -> image in [-1, 1].",
+        summary="A DCGAN (Radford et al. 2016) generator sized for 28x28 grayscale, trained adversarially "
+        f"with the {args.loss} loss"
+        + (", spectral normalisation in the discriminator" if args.spectral_norm else "")
+        + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
+        + f". z ~ N(0, I) of size {config.latent_dim} -> image in [-1, 1].",
         tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
         metrics={f"final_{key}": value for key, value in metrics.items()},
         load_snippet='from genmodels.dcgan import Generator\n\ngenerator = Generator.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "images = generator.sample(num=16, seed=0)  # (16, 1, 28, 28) in [-1, 1]",
     )
+
+
+def discriminator_loss(kind: str, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss on real and generated logits (see the module docstring)."""
+    if kind == "hinge":
+        return F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean()
+    real = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+    return real + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+
+
+def generator_loss(kind: str, logits_fake: torch.Tensor) -> torch.Tensor:
+    """The generator's loss on the discriminator's logits for its images."""
+    if kind == "hinge":
+        return -logits_fake.mean()
+    return F.binary_cross_entropy_with_logits(logits_fake, torch.ones_like(logits_fake))
 
 
 if __name__ == "__main__":

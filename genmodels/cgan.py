@@ -1,0 +1,103 @@
+"""Class-conditional DCGAN for 28x28 grayscale: pick the class, the seed picks the item.
+
+Generator: the DCGAN generator of `dcgan.py` fed [z, embedding(y)] (Mirza and Osindero 2014).
+Discriminator: spectrally normalised convolutions with a projection head (Miyato and Koyama 2018),
+    D(x, y) = w . h(x) + embedding(y) . h(x),
+which scores "is this a real image *of class y*" rather than concatenating the label to the input.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import CLASS_NAMES, class_index
+from .dcgan import init_weights
+from .hub import REPO_URL, HubModelMixin
+from .latent import seed_to_z
+
+
+@dataclass
+class CGANConfig:
+    latent_dim: int = 100  # size of z
+    num_classes: int = len(CLASS_NAMES)
+    embed_dim: int = 32  # size of the generator's class embedding, concatenated to z
+    gen_width: int = 64  # channels of the generator's last hidden layer (doubled before it)
+    disc_width: int = 64  # channels of the discriminator's first layer (doubled after it)
+    image_channels: int = 1  # grayscale
+
+
+class ConditionalGenerator(
+    nn.Module,
+    HubModelMixin,
+    library_name="genmodels",
+    tags=["cgan", "gan", "conditional-image-generation", "fashion-mnist"],
+    license="mit",
+    repo_url=REPO_URL,
+):
+    """(z (B, latent_dim), labels (B,)) -> images (B, 1, 28, 28) in [-1, 1]."""
+
+    def __init__(self, config: CGANConfig):
+        super().__init__()
+        self.config = config
+        width = config.gen_width
+        self.embed = nn.Embedding(config.num_classes, config.embed_dim)
+        self.net = nn.Sequential(
+            # (B, latent_dim + embed_dim, 1, 1) -> (B, 2w, 7, 7)
+            nn.ConvTranspose2d(config.latent_dim + config.embed_dim, width * 2, 7, 1, 0, bias=False),
+            nn.BatchNorm2d(width * 2),
+            nn.ReLU(True),
+            # -> (B, w, 14, 14)
+            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            # -> (B, 1, 28, 28)
+            nn.ConvTranspose2d(width, config.image_channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+        self.apply(init_weights)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        inputs = torch.cat([z.reshape(z.shape[0], -1), self.embed(labels)], dim=1)
+        return self.net(inputs.reshape(inputs.shape[0], -1, 1, 1))
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | int = 0) -> torch.Tensor:
+        """Latents (B, latent_dim) and labels (B,) or one label -> images (B, 1, 28, 28) in [-1, 1]."""
+        if not isinstance(labels, torch.Tensor):
+            labels = torch.full((z.shape[0],), class_index(labels), dtype=torch.long, device=z.device)
+        return self(z, labels)
+
+    @torch.inference_mode()
+    def sample(self, num: int, seed: int = 0, truncation: float | None = None, label: int | str = 0) -> torch.Tensor:
+        """`num` images of class `label` (index or name) from seeds seed..seed+num-1."""
+        device = next(self.parameters()).device
+        z = seed_to_z(seed, num, self.latent_dim, truncation=truncation, device=device)
+        return self.decode(z, class_index(label))
+
+
+class ProjectionDiscriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["cgan", "fashion-mnist"], license="mit"):
+    """(images (B, 1, 28, 28), labels (B,)) -> real/fake logits (B,)."""
+
+    def __init__(self, config: CGANConfig):
+        super().__init__()
+        self.config = config
+        width = config.disc_width
+        sn = nn.utils.parametrizations.spectral_norm
+        self.body = nn.Sequential(
+            sn(nn.Conv2d(config.image_channels, width, 4, 2, 1)),  # (B, w, 14, 14)
+            nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(width, width * 2, 4, 2, 1)),  # (B, 2w, 7, 7)
+            nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(width * 2, width * 4, 3, 1, 1)),  # (B, 4w, 7, 7)
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.linear = sn(nn.Linear(width * 4, 1))
+        self.embed = sn(nn.Embedding(config.num_classes, width * 4))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.body(x).sum(dim=(2, 3))  # (B, 4w): global sum pooling, as in SN-GAN
+        return self.linear(h).flatten() + (self.embed(labels) * h).sum(dim=1)

@@ -1,0 +1,140 @@
+"""Evaluate every model in one run: FIDc, KIDc, precision, recall and IS next to the floor and ceiling.
+
+Reference set: the 10,000 test images. Floor: `num` training images (what a perfect model would
+score). Ceiling: `num` images of uniform noise. Generated sets use seeds 0..num-1. Also reported:
+the classifier's test accuracy and the VAE's reconstruction PSNR on the test set.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .classifier import accuracy
+from .data import CLASS_NAMES, load_fashion_mnist, to_tensor
+from .latent import seed_to_z
+from .metrics import classifier_outputs, fid, inception_score, kid, precision_recall, psnr
+from .registry import MODELS, generative_names, load_model
+
+BATCH = 1000  # images generated or classified per forward pass
+
+
+@torch.inference_mode()
+def generate_set(model: torch.nn.Module, num: int, conditional: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`num` samples (num, 1, 28, 28) from seeds 0..num-1, and for a conditional model their labels.
+
+    A conditional model draws every class equally often: sample i has class i mod 10.
+    """
+    if not conditional:
+        parts = [model.sample(min(BATCH, num - start), seed=start).cpu() for start in range(0, num, BATCH)]
+        return torch.cat(parts), None
+    device = next(model.parameters()).device
+    labels = torch.arange(num) % len(CLASS_NAMES)
+    parts = []
+    for start in range(0, num, BATCH):
+        z = seed_to_z(start, min(BATCH, num - start), model.latent_dim, device=device)
+        parts.append(model.decode(z, labels[start : start + len(z)].to(device)).cpu())
+    return torch.cat(parts), labels
+
+
+def score(
+    classifier: torch.nn.Module, reference: torch.Tensor, images: torch.Tensor, labels: torch.Tensor | None = None
+) -> dict[str, float]:
+    """All sample-quality metrics of `images` against the reference features (N, D).
+
+    With `labels` (a conditional model's asked classes), also the share classified as asked.
+    """
+    features, probabilities = classifier_outputs(classifier, images)
+    kid_mean, kid_std = kid(reference, features)
+    precision, recall = precision_recall(reference, features)
+    is_mean, is_std = inception_score(probabilities)
+    extra = {}
+    if labels is not None:
+        extra["class_match"] = round((probabilities.argmax(dim=1) == labels).double().mean().item(), 4)
+    return {
+        **extra,
+        "fidc": round(fid(reference, features), 3),
+        "kidc": round(kid_mean, 5),
+        "kidc_std": round(kid_std, 5),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "is": round(is_mean, 3),
+        "is_std": round(is_std, 3),
+    }
+
+
+@torch.inference_mode()
+def vae_psnr(vae: torch.nn.Module, images: torch.Tensor) -> float:
+    """Mean PSNR (dB) of the VAE's reconstructions (posterior mean) of `images`."""
+    device = next(vae.parameters()).device
+    values = [psnr(vae.reconstruct(images[s : s + BATCH].to(device)).cpu(), images[s : s + BATCH]) for s in range(0, len(images), BATCH)]
+    return round(torch.cat(values).mean().item(), 3)
+
+
+def evaluate(
+    models: list[str] | None = None,
+    num: int = 10_000,
+    device: str = "cpu",
+    data_dir: str | Path | None = None,
+    sources: dict[str, str | Path] | None = None,
+) -> dict[str, Any]:
+    """The full report as one JSON-able dict (see the module docstring)."""
+    started = time.perf_counter()
+    models = models if models is not None else generative_names()
+    for name in models:
+        if name not in generative_names():
+            raise ValueError(f"{name!r} is not a generative model; choose from {', '.join(generative_names())}.")
+    if not 10 <= num <= 60_000:
+        raise ValueError(f"--num must be between 10 and 60000, got {num}.")
+    sources = sources or {}
+
+    # 1. Reference features from the test set; the classifier's own accuracy on it.
+    classifier = load_model("classifier", device, sources.get("classifier"))
+    test = load_fashion_mnist("test", data_dir)
+    test_x = to_tensor(test.images)
+    reference, _ = classifier_outputs(classifier, test_x)
+    report: dict[str, Any] = {
+        "num": num,
+        "reference": f"{len(test_x)} test images",
+        "classifier_accuracy": round(accuracy(classifier, test_x, test.labels), 4),
+        "rows": {},
+    }
+
+    # 2. The floor (real training images) and the ceiling (uniform noise).
+    train = load_fashion_mnist("train", data_dir)
+    report["rows"]["floor: train images"] = score(classifier, reference, to_tensor(train.images[:num]))
+    noise = torch.rand(num, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    report["rows"]["ceiling: uniform noise"] = score(classifier, reference, noise)
+
+    # 3. Every generative model, and the VAE's reconstructions.
+    for name in models:
+        model = load_model(name, device, sources.get(name))
+        images, labels = generate_set(model, num, MODELS[name].conditional)
+        report["rows"][name] = score(classifier, reference, images, labels)
+        if hasattr(model, "reconstruct"):
+            report[f"{name}_reconstruction_psnr_db"] = vae_psnr(model, test_x)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown table plus the single numbers."""
+    lines = [
+        f"Samples per set: {report['num']} · reference: {report['reference']} · "
+        f"classifier test accuracy: {report['classifier_accuracy']:.4f}",
+        "",
+        "| set | FIDc ↓ | KIDc ↓ | precision ↑ | recall ↑ | IS ↑ |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in report["rows"].items():
+        lines.append(
+            f"| {name} | {row['fidc']:.2f} | {row['kidc']:.4f} ± {row['kidc_std']:.4f} | {row['precision']:.3f} | "
+            f"{row['recall']:.3f} | {row['is']:.2f} ± {row['is_std']:.2f} |"
+        )
+    extras = [f"{key.replace('_', ' ')}: {value}" for key, value in report.items() if key.endswith("_psnr_db")]
+    extras += [f"{name}: {row['class_match']:.1%} of samples classified as the asked class" for name, row in report["rows"].items() if "class_match" in row]
+    lines += ["", *extras, f"Evaluated in {report['seconds']} s."]
+    return "\n".join(lines)
