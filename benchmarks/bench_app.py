@@ -1,0 +1,80 @@
+"""Speed of the app: each endpoint's gradio_client round trip next to a no-op's, on one server.
+
+    python -m benchmarks.bench_app                # 40 calls per endpoint
+    python -m benchmarks.bench_app --calls 100
+
+Prints a Markdown table: median and 95th percentile round trip per endpoint, its ratio to the
+no-op endpoint measured in the same run, and the backend-only time of a 64-image DCGAN batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import time
+
+import torch
+from gradio_client import Client, handle_file
+
+import app
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def time_calls(fn, calls: int, warmup: int = 3) -> list[float]:
+    """Wall times in milliseconds of `calls` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def backend_generate_ms(calls: int) -> list[float]:
+    """The DCGAN's 64-image batch alone: seeds to latents to images, no server, no encoding."""
+    generator = app.lab.model("dcgan")
+    return time_calls(lambda: generator.sample(64, seed=0), calls, warmup=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=40, help="timed calls per endpoint")
+    args = parser.parse_args()
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+    example = handle_file(str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0]))
+    endpoints = {
+        "ping (no-op)": lambda: client.predict(api_name="/ping"),
+        "generate dcgan x16": lambda: client.predict(model="dcgan", seed=0, num=16, api_name="/generate"),
+        "generate vae x16": lambda: client.predict(model="vae", seed=0, num=16, api_name="/generate"),
+        "roundtrip": lambda: client.predict(image=example, api_name="/roundtrip"),
+        "interpolate x8": lambda: client.predict(model="dcgan", seed_a=0, seed_b=1, steps=8, api_name="/interpolate"),
+        "edit": lambda: client.predict(image=example, angle=30, api_name="/edit"),
+    }
+    results = {name: time_calls(call, args.calls) for name, call in endpoints.items()}
+    app.demo.close()
+
+    noop = statistics.median(results["ping (no-op)"])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {app.lab.device}, {args.calls} calls each\n")
+    print("| endpoint | median ms | p95 ms | median / no-op |")
+    print("|---|---|---|---|")
+    for name, times in results.items():
+        median = statistics.median(times)
+        print(f"| {name} | {median:.1f} | {percentile(times, 0.95):.1f} | {median / noop:.2f}x |")
+    backend = backend_generate_ms(max(args.calls, 50))
+    print(f"\nBackend only, DCGAN 64 images: median {statistics.median(backend):.1f} ms, p95 {percentile(backend, 0.95):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
