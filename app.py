@@ -238,6 +238,20 @@ def random_seed() -> int:
     return random.randint(0, 2**31 - 1)
 
 
+def model_card(model: str) -> str:
+    """A few lines on the chosen model: what it is and its measured quality (from its model card)."""
+    entry = MODELS.get(model)
+    if entry is None:
+        return ""
+    lines = [f"**{model}**: {entry.description}."]
+    metrics = lab.metrics.get(model, {})
+    if metrics:
+        lines.append(" · ".join(f"{name} {value:g}" for name, value in metrics.items()))
+        lines.append("<sub>On Fashion-MNIST's test set; FIDc/KIDc use our classifier's features (lower is better). "
+                     "See the README's Results table for the floor and noise ceiling.</sub>")
+    return "\n\n".join(lines)
+
+
 def knob_visibility(model: str):
     """Show the controls that apply to `model`: truncation or temperature, and the class picker."""
     entry = MODELS.get(model)
@@ -272,6 +286,7 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
                     g_model = gr.Dropdown(generative, value=default_model, label="Model")
+                    g_card = gr.Markdown(model_card(default_model), elem_id="model-card")
                     with gr.Row():
                         g_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=SEED_RANGE, scale=3, elem_id="generate-seed")
                         g_dice = gr.Button("🎲 Random", scale=1, min_width=60)
@@ -293,6 +308,7 @@ def build_demo() -> gr.Blocks:
                 generate, g_inputs, g_outputs, api_visibility="private"
             )
             g_model.change(knob_visibility, g_model, [g_trunc, g_temp, g_label], api_visibility="private")
+            g_model.change(model_card, g_model, g_card, api_visibility="private")
             g_label.change(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
             for slider in (g_num, g_trunc, g_temp):
                 slider.release(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")

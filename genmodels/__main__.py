@@ -17,7 +17,7 @@ import torch
 
 from .data import class_index
 from .device import DEVICE_CHOICES
-from .evaluate import evaluate, markdown
+from .evaluate import evaluate, markdown, update_cards
 from .images import save_images
 from .registry import MODELS, generative_names, get_entry, load_model
 
@@ -44,6 +44,9 @@ def _evaluate(args: argparse.Namespace) -> None:
     """Score every generative model against the test set, next to the floor and noise ceiling."""
     report = evaluate(args.models, num=args.num, device=args.device, data_dir=args.data_dir)
     print(json.dumps(report) if args.json else markdown(report))
+    if args.update_cards:
+        for path in update_cards(report):
+            print(f"Updated {path}", file=sys.stderr)
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evaluation.add_argument("--device", default="cpu", choices=DEVICE_CHOICES, help="where to run the models")
     evaluation.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
+    evaluation.add_argument("--update-cards", action="store_true", help="write the numbers into the model cards")
     evaluation.set_defaults(func=_evaluate)
 
     models = commands.add_parser("models", help="list the models in the registry")

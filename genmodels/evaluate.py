@@ -15,6 +15,7 @@ import torch
 
 from .classifier import accuracy
 from .data import CLASS_NAMES, load_fashion_mnist, to_tensor
+from .hub import update_card_evaluation
 from .latent import seed_to_z
 from .metrics import classifier_outputs, fid, inception_score, kid, precision_recall, psnr
 from .registry import MODELS, generative_names, load_model
@@ -79,9 +80,13 @@ def evaluate(
     num: int = 10_000,
     device: str = "cpu",
     data_dir: str | Path | None = None,
-    sources: dict[str, str | Path] | None = None,
+    extra: dict[str, tuple[str, str | Path]] | None = None,
 ) -> dict[str, Any]:
-    """The full report as one JSON-able dict (see the module docstring)."""
+    """The full report as one JSON-able dict (see the module docstring).
+
+    `extra` adds rows for other checkpoints, {row label: (family name, checkpoint folder)}, scored in
+    the same run as the bundled models (the benchmarks compare recipes this way).
+    """
     started = time.perf_counter()
     models = models if models is not None else generative_names()
     for name in models:
@@ -89,10 +94,11 @@ def evaluate(
             raise ValueError(f"{name!r} is not a generative model; choose from {', '.join(generative_names())}.")
     if not 10 <= num <= 60_000:
         raise ValueError(f"--num must be between 10 and 60000, got {num}.")
-    sources = sources or {}
+    sets = {name: (name, MODELS[name].checkpoint_path) for name in models}
+    sets.update(extra or {})
 
     # 1. Reference features from the test set; the classifier's own accuracy on it.
-    classifier = load_model("classifier", device, sources.get("classifier"))
+    classifier = load_model("classifier", device)
     test = load_fashion_mnist("test", data_dir)
     test_x = to_tensor(test.images)
     reference, _ = classifier_outputs(classifier, test_x)
@@ -110,14 +116,38 @@ def evaluate(
     report["rows"]["ceiling: uniform noise"] = score(classifier, reference, noise)
 
     # 3. Every generative model, and the VAE's reconstructions.
-    for name in models:
-        model = load_model(name, device, sources.get(name))
-        images, labels = generate_set(model, num, MODELS[name].conditional)
-        report["rows"][name] = score(classifier, reference, images, labels)
+    for label, (family, folder) in sets.items():
+        model = load_model(family, device, folder)
+        images, labels = generate_set(model, num, MODELS[family].conditional)
+        report["rows"][label] = score(classifier, reference, images, labels)
         if hasattr(model, "reconstruct"):
-            report[f"{name}_reconstruction_psnr_db"] = vae_psnr(model, test_x)
+            report[f"{label}_reconstruction_psnr_db"] = vae_psnr(model, test_x)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
+
+
+CARD_KEYS = ("fidc", "kidc", "precision", "recall", "is", "class_match")
+
+
+def update_cards(report: dict[str, Any]) -> list[Path]:
+    """Write each evaluated model's numbers into its bundled checkpoint's model card."""
+    table = markdown(report)
+    written = []
+    for name, entry in MODELS.items():
+        if entry.generative and name in report["rows"]:
+            row = report["rows"][name]
+            metrics = {key: row[key] for key in CARD_KEYS if key in row}
+            if f"{name}_reconstruction_psnr_db" in report:
+                metrics["psnr_db"] = report[f"{name}_reconstruction_psnr_db"]
+            task = "conditional-image-generation" if entry.conditional else "unconditional-image-generation"
+        elif name == "classifier":
+            metrics, task = {"accuracy": report["classifier_accuracy"]}, "image-classification"
+        else:
+            continue
+        section = f"Measured by `python -m genmodels evaluate --num {report['num']} --update-cards`:\n\n{table}"
+        update_card_evaluation(entry.checkpoint_path, task, metrics, section)
+        written.append(entry.checkpoint_path / "README.md")
+    return written
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import HfApi, ModelCardData, PyTorchModelHubMixin, get_token, hf_hub_download
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, PyTorchModelHubMixin, get_token, hf_hub_download
 from safetensors import SafetensorError
 from safetensors.torch import load_model
 
@@ -135,11 +135,70 @@ def model_card(
         lines += [f"![samples]({sample_file})", ""]
     lines += ["## Training", "", "```bash", command, "```", ""]
     lines += [f"- {key}: {value}" for key, value in details.items()]
-    lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+    lines += ["", "## Training log (last epoch)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {key} | {_format(value)} |" for key, value in metrics.items()]
     lines += ["", "## Use", "", "```python", load_snippet, "```"]
     body = "\n".join(lines) + "\n"
     return f"---\n{data.to_yaml()}\n---\n\n{body}"
+
+
+EVALUATION_START, EVALUATION_END = "<!-- evaluation -->", "<!-- /evaluation -->"
+
+
+def update_card_evaluation(folder: str | Path, task: str, metrics: dict[str, float], section: str) -> None:
+    """Put evaluation results into a checkpoint's model card: `model-index` metadata and a body section.
+
+    `metrics` maps a metric id to its value (e.g. {"fidc": 12.3}); `section` is Markdown that
+    replaces any earlier evaluation section. Written atomically.
+    """
+    path = Path(folder) / CARD_FILE
+    card = ModelCard.load(path) if path.exists() else ModelCard(f"---\n{ModelCardData().to_yaml()}\n---\n")
+    card.data.model_name = card.data.model_name or Path(folder).name
+    card.data.eval_results = [
+        EvalResult(
+            task_type=task,
+            dataset_type="fashion_mnist",
+            dataset_name="Fashion-MNIST",
+            dataset_split="test",
+            metric_type=key,
+            metric_value=value,
+            metric_name=METRIC_NAMES.get(key, key),
+        )
+        for key, value in metrics.items()
+    ]
+    body = card.text
+    if EVALUATION_START in body and EVALUATION_END in body:
+        before, rest = body.split(EVALUATION_START, 1)
+        body = before + rest.split(EVALUATION_END, 1)[1].lstrip("\n")
+    block = f"{EVALUATION_START}\n## Evaluation\n\n{section.strip()}\n{EVALUATION_END}\n\n"
+    marker = "## Training"
+    body = body.replace(marker, block + marker, 1) if marker in body else body.rstrip() + "\n\n" + block
+    card.text = body
+    write_atomic(path, str(card).encode("utf-8"))
+
+
+def card_metrics(folder: str | Path) -> dict[str, float]:
+    """The evaluation results recorded in a checkpoint's model card, by metric name ({} if none)."""
+    path = Path(folder) / CARD_FILE
+    if not path.exists():
+        return {}
+    try:
+        results = ModelCard.load(path).data.eval_results or []
+    except Exception:  # a card that is not valid YAML is shown without metrics, not fatal
+        return {}
+    return {result.metric_name or result.metric_type: result.metric_value for result in results}
+
+
+METRIC_NAMES = {
+    "fidc": "FIDc",
+    "kidc": "KIDc",
+    "precision": "precision",
+    "recall": "recall",
+    "is": "IS (classifier)",
+    "class_match": "class match",
+    "accuracy": "test accuracy",
+    "psnr_db": "reconstruction PSNR (dB)",
+}
 
 
 def _format(value: Any) -> str:

@@ -18,6 +18,7 @@ import torch
 from .data import class_index, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
+from .hub import card_metrics
 from .latent import MAX_SEED, interpolate, seed_to_z
 from .metrics import psnr
 from .registry import MODELS, load_model
@@ -74,13 +75,17 @@ class Lab:
         self.device = resolve_device(device)
         self.models: dict[str, torch.nn.Module] = {}
         self.broken: dict[str, str] = {}  # name -> why it did not load
+        self.metrics: dict[str, dict[str, float]] = {}  # name -> evaluation results from its model card
         sources = sources or {}
-        for name in MODELS:
+        for name, entry in MODELS.items():
+            folder = sources.get(name, entry.checkpoint_path)
             try:
-                self.models[name] = load_model(name, self.device, sources.get(name))
+                self.models[name] = load_model(name, self.device, folder)
             except (ValueError, OSError) as exc:
                 self.broken[name] = str(exc)
                 logger.warning("Model %s did not load and is left out: %s", name, exc)
+                continue
+            self.metrics[name] = card_metrics(folder)
 
     # --- what is available -------------------------------------------------------------------
 

@@ -52,6 +52,35 @@ def seed_to_z(
     return torch.stack(rows).to(device)
 
 
+def seed_to_mixture_z(
+    seed: int,
+    num: int,
+    weights: torch.Tensor,
+    means: torch.Tensor,
+    scale_trils: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Draw `num` latents from a Gaussian mixture, image i from seed `seed + i`, (num, d).
+
+    weights (K,), means (K, d), scale_trils (K, d, d) lower-triangular: component k is
+    N(means[k], L_k L_k^T). `temperature` scales the draw around its component's mean.
+    """
+    _check_seed(seed)
+    if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_NUM:
+        raise ValueError(f"Number of latents must be an integer in 1..{MAX_NUM}, got {num!r}.")
+    _check_seed(seed + num - 1)
+    weights, means, scale_trils = weights.cpu().double(), means.cpu().double(), scale_trils.cpu().double()
+    rows = []
+    for i in range(num):
+        generator = torch.Generator(device="cpu").manual_seed(seed + i)
+        k = int(torch.multinomial(weights, 1, generator=generator))
+        eps = torch.randn(means.shape[1], generator=generator, dtype=torch.float64)
+        rows.append(means[k] + temperature * scale_trils[k] @ eps)
+    return torch.stack(rows).float().to(device)
+
+
 def _resample_outside(z: torch.Tensor, threshold: float, generator: torch.Generator) -> torch.Tensor:
     """Redraw components with |z| > threshold from the same generator until all are inside."""
     z = z.clone()

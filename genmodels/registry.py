@@ -83,6 +83,14 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+# Checkpoints of the plain recipes the bundled models are measured against (benchmarks/bench_quality.py):
+# {label: (family, folder)}. Trained by the same scripts; see each folder's model card for the command.
+BASELINES: dict[str, tuple[str, Path]] = {
+    "dcgan-plain": ("dcgan", CHECKPOINT_DIR / "baselines" / "dcgan-plain"),
+    "vae-plain": ("vae", CHECKPOINT_DIR / "baselines" / "vae-plain"),
+}
+
+
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for `name`, or a ValueError listing the known names."""
     if name not in MODELS:

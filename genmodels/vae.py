@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hub import REPO_URL, HubModelMixin
-from .latent import seed_to_z
+from .latent import seed_to_mixture_z, seed_to_z
 
 
 @dataclass
@@ -24,6 +24,10 @@ class VAEConfig:
     width: int = 32  # channels of the first conv layer (doubled in the second)
     hidden_dim: int = 256  # fully connected layer between the conv stack and (mu, logvar)
     image_channels: int = 1  # grayscale
+    # 0: sample z from the N(0, I) prior. K > 0: from a K-component Gaussian mixture fitted to the
+    # training set's posterior means after training (ex-post density estimation, Ghosh et al. 2020),
+    # which avoids decoding the "holes" between the aggregate posterior and N(0, I).
+    prior_components: int = 0
 
 
 class VAE(
@@ -61,6 +65,11 @@ class VAE(
             nn.ReLU(True),
             nn.ConvTranspose2d(w, config.image_channels, 4, 2, 1),  # (B, 1, 28, 28) Bernoulli logits
         )
+        k, d = config.prior_components, config.latent_dim
+        if k > 0:  # filled by `fit_prior`, saved with the weights
+            self.register_buffer("prior_weights", torch.full((k,), 1.0 / k))
+            self.register_buffer("prior_means", torch.zeros(k, d))
+            self.register_buffer("prior_scale_trils", torch.eye(d).repeat(k, 1, 1))
 
     @property
     def latent_dim(self) -> int:
@@ -86,11 +95,29 @@ class VAE(
         z = mu + torch.exp(0.5 * logvar) * eps
         return self.decode_logits(z), mu, logvar
 
+    def prior_z(self, num: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """`num` latents from the sampling prior (N(0, I) or the fitted mixture), seeds seed..seed+num-1."""
+        device = next(self.parameters()).device
+        if self.config.prior_components > 0:
+            return seed_to_mixture_z(
+                seed, num, self.prior_weights, self.prior_means, self.prior_scale_trils, temperature=temperature, device=device
+            )
+        return seed_to_z(seed, num, self.latent_dim, device=device) * temperature
+
     @torch.inference_mode()
     def sample(self, num: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
         """`num` images decoded from prior draws (seeds seed..seed+num-1), scaled by `temperature`."""
-        device = next(self.parameters()).device
-        return self.decode(seed_to_z(seed, num, self.latent_dim, device=device) * temperature)
+        return self.decode(self.prior_z(num, seed, temperature))
+
+    @torch.no_grad()
+    def fit_prior(self, weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> None:
+        """Set the sampling mixture from fitted weights (K,), means (K, d) and covariances (K, d, d)."""
+        k = self.config.prior_components
+        if weights.shape != (k,) or means.shape != (k, self.latent_dim):
+            raise ValueError(f"Expected a {k}-component mixture in {self.latent_dim} dimensions.")
+        self.prior_weights.copy_(weights / weights.sum())
+        self.prior_means.copy_(means)
+        self.prior_scale_trils.copy_(torch.linalg.cholesky(covariances.double()).float())
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

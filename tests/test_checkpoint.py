@@ -77,3 +77,16 @@ def test_save_atomic_replaces_files_and_keeps_others(tmp_path):
     assert (tmp_path / "README.md").read_text() == "# card\n", "an existing card is kept"
     assert load_model("dcgan", source=tmp_path).config.gen_width == 8
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_card_evaluation_is_written_and_read_back(tmp_path):
+    from genmodels.hub import card_metrics, update_card_evaluation
+
+    save_atomic(Generator(DCGANConfig(latent_dim=4, gen_width=4)), tmp_path, card="---\nlicense: mit\n---\n\n# A\n\n## Training\n\nx\n")
+    update_card_evaluation(tmp_path, "unconditional-image-generation", {"fidc": 9.5, "recall": 0.4}, "| t | 1 |")
+    update_card_evaluation(tmp_path, "unconditional-image-generation", {"fidc": 7.25}, "| t | 2 |")
+    text = (tmp_path / "README.md").read_text()
+    assert card_metrics(tmp_path) == {"FIDc": 7.25}
+    assert text.count("## Evaluation") == 1 and "| t | 2 |" in text and "| t | 1 |" not in text
+    assert text.index("## Evaluation") < text.index("## Training") and "license: mit" in text
+    assert card_metrics(tmp_path / "missing") == {}

@@ -43,6 +43,17 @@ def test_sample_npy_is_uint8_n_28_28(model, tmp_path):
     assert array.shape == (5, 28, 28) and array.dtype == np.uint8
 
 
+def test_conditional_sample_by_class_name_or_index(tmp_path):
+    by_name, by_index = tmp_path / "a.npy", tmp_path / "b.npy"
+    assert cli("sample", "--model", "cgan", "--label", "Sneaker", "--num", "4", "--out", str(by_name)).returncode == 0
+    assert cli("sample", "--model", "cgan", "--label", "7", "--num", "4", "--out", str(by_index)).returncode == 0
+    assert np.array_equal(np.load(by_name), np.load(by_index))
+    wrong = cli("sample", "--model", "cgan", "--label", "hat", "--out", str(tmp_path / "c.png"))
+    assert wrong.returncode == 2 and "Unknown class" in wrong.stderr
+    unconditional = cli("sample", "--model", "dcgan", "--label", "7", "--out", str(tmp_path / "d.png"))
+    assert unconditional.returncode == 2 and "conditional" in unconditional.stderr
+
+
 def test_sample_errors_are_plain(tmp_path):
     bad_count = cli("sample", "--model", "dcgan", "--num", "0", "--out", str(tmp_path / "x.png"))
     assert bad_count.returncode == 2 and "error:" in bad_count.stderr and "Traceback" not in bad_count.stderr

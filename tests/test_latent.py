@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from genmodels.latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp, temperature, truncate
+from genmodels.latent import MAX_SEED, interpolate, lerp, seed_to_mixture_z, seed_to_z, slerp, temperature, truncate
 
 
 def test_seed_to_z_is_deterministic_and_per_image():
@@ -107,3 +107,16 @@ def test_interpolate_shapes_and_endpoints():
         interpolate(a, b, 1)
     with pytest.raises(ValueError):
         interpolate(a, b, 4, "cubic")
+
+
+def test_mixture_draws_are_seeded_and_follow_the_components():
+    weights = torch.tensor([0.25, 0.75])
+    means = torch.tensor([[-10.0, 0.0], [10.0, 0.0]])
+    trils = torch.eye(2).repeat(2, 1, 1) * 0.1
+    z = seed_to_mixture_z(0, 2000, weights, means, trils)
+    assert torch.equal(z, seed_to_mixture_z(0, 2000, weights, means, trils))
+    assert torch.equal(z[5], seed_to_mixture_z(5, 1, weights, means, trils)[0])
+    assert abs((z[:, 0] > 0).float().mean().item() - 0.75) < 0.03
+    assert (z[:, 0].abs() - 10).abs().max() < 1.0
+    cold = seed_to_mixture_z(0, 50, weights, means, trils, temperature=0.0)
+    assert set(cold[:, 0].tolist()) <= {-10.0, 10.0}

@@ -109,6 +109,20 @@ def test_conditional_generator_follows_the_label():
         model.sample(2, seed=0, label="hat")
 
 
+def test_vae_mixture_prior_is_saved_and_used(tmp_path):
+    from genmodels.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=4, width=4, hidden_dim=16, prior_components=2)).eval()
+    plain = model.sample(3, seed=0)
+    model.fit_prior(torch.tensor([1.0, 3.0]), torch.randn(2, 4), torch.eye(4).repeat(2, 1, 1) * 0.2)
+    assert not torch.equal(model.sample(3, seed=0), plain)
+    model.save_pretrained(tmp_path)
+    loaded = load_model("vae", source=tmp_path)
+    assert torch.equal(loaded.prior_means, model.prior_means)
+    assert torch.equal(loaded.sample(3, seed=0), model.sample(3, seed=0))
+
+
 def test_vae_encode_shapes_and_reconstruct():
     model = tiny("vae")
     x = torch.rand(2, 1, 28, 28) * 2 - 1
