@@ -28,7 +28,7 @@ import torch
 from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.device import DEVICE_CHOICES, resolve_device
 from genmodels.editing import EditParams
-from genmodels.images import gif_bytes, grid, heatmap, png_bytes, upscale
+from genmodels.images import fit_for_display, gif_bytes, grid, heatmap, png_bytes, upscale
 from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
 from genmodels.latent import MAX_SEED
 from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, prepare_upload
@@ -178,7 +178,7 @@ def roundtrip(image: str | bytes | None, sketch: dict | None = None, seed: int =
     """Reconstruct an uploaded image (or, without one, a drawing) with the VAE."""
     prepared = read_upload(image if image is not None else sketch, "an image (or draw one)")
     result = lab.roundtrip(prepared.image, seed)
-    steps = [(big_any(step), name) for name, step in prepared.steps]
+    steps = [(fit_for_display(step), name) for name, step in prepared.steps]
     slider = (big(result.input), big(result.reconstruction))
     summary = (
         f"**Reconstruction error:** MSE {result.mse:.4f} (pixels in [0, 1]) · PSNR {result.psnr:.1f} dB · "
@@ -425,12 +425,6 @@ def grid_from_frames(frames: list[np.ndarray]) -> np.ndarray:
     for frame in frames:
         parts += [frame, gap]
     return np.concatenate(parts[:-1], axis=1)
-
-
-def big_any(image: np.ndarray) -> np.ndarray:
-    """Enlarge small images for display; leave large ones (the raw input) as they are."""
-    factor = max(1, 224 // max(image.shape[:2]))
-    return upscale(image, factor)
 
 
 def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:

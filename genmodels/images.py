@@ -54,6 +54,16 @@ def upscale(image: np.ndarray, factor: int = 8) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
+def fit_for_display(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """A uint8 image sized for a ~`size` px tile: small ones enlarged crisply, large ones shrunk smoothly."""
+    long_side = max(image.shape[:2])
+    if long_side <= size:
+        return upscale(image, max(1, size // long_side))
+    shrunk = Image.fromarray(image)
+    shrunk.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(shrunk)
+
+
 def heatmap(error: np.ndarray, vmax: float = 1.0) -> np.ndarray:
     """Map values in [0, vmax] (H, W) to an RGB "hot" colour map (black, red, yellow, white), uint8 (H, W, 3)."""
     t = np.clip(np.nan_to_num(error / vmax), 0.0, 1.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genmodels.images import gif_bytes, grid, heatmap, png_bytes, save_images, upscale
+from genmodels.images import fit_for_display, gif_bytes, grid, heatmap, png_bytes, save_images, upscale
 
 
 def test_grid_tiles_with_padding():
@@ -50,3 +50,8 @@ def test_gif_loops_back_and_forth():
     assert gif.n_frames == 4 and gif.info["loop"] == 0
     with pytest.raises(ValueError):
         gif_bytes([])
+
+
+def test_fit_for_display_enlarges_small_and_shrinks_large_images():
+    assert fit_for_display(np.zeros((28, 28), np.uint8)).shape == (224, 224)
+    assert fit_for_display(np.zeros((1000, 500), np.uint8)).shape == (224, 112)

@@ -123,6 +123,28 @@ def test_vae_mixture_prior_is_saved_and_used(tmp_path):
     assert torch.equal(loaded.sample(3, seed=0), model.sample(3, seed=0))
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_vae_negative_elbo_is_finite_and_trains(likelihood):
+    from genmodels.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=4, width=4, hidden_dim=16, likelihood=likelihood))
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        logits, mu, logvar = model(x, generator=torch.Generator().manual_seed(0))
+        loss, reconstruction, kl = model.negative_elbo(logits, x, mu, logvar)
+        assert torch.isfinite(loss) and kl >= 0
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    if likelihood == "gaussian":
+        assert model.log_gamma.item() < 0, "the learned decoder variance shrinks below its start"
+
+
 def test_vae_encode_shapes_and_reconstruct():
     model = tiny("vae")
     x = torch.rand(2, 1, 28, 28) * 2 - 1
