@@ -17,7 +17,6 @@ import torch
 
 from .data import class_index
 from .device import DEVICE_CHOICES
-from .evaluate import evaluate, markdown, update_cards
 from .images import save_images
 from .registry import MODELS, generative_names, get_entry, load_model
 
@@ -42,6 +41,8 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     """Score every generative model against the test set, next to the floor and noise ceiling."""
+    from .evaluate import evaluate, markdown, update_cards  # torchmetrics is slow to import; only here
+
     report = evaluate(args.models, num=args.num, device=args.device, data_dir=args.data_dir)
     print(json.dumps(report) if args.json else markdown(report))
     if args.update_cards:

@@ -1,7 +1,7 @@
 """Class-conditional DCGAN for 28x28 grayscale: pick the class, the seed picks the item.
 
 Generator: the DCGAN generator of `dcgan.py` fed [z, embedding(y)] (Mirza and Osindero 2014).
-Discriminator: spectrally normalised convolutions with a projection head (Miyato and Koyama 2018),
+Discriminator: the DCGAN discriminator with a projection head (Miyato and Koyama 2018),
     D(x, y) = w . h(x) + embedding(y) . h(x),
 which scores "is this a real image *of class y*" rather than concatenating the label to the input.
 """
@@ -80,24 +80,30 @@ class ConditionalGenerator(
 
 
 class ProjectionDiscriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["cgan", "fashion-mnist"], license="mit"):
-    """(images (B, 1, 28, 28), labels (B,)) -> real/fake logits (B,)."""
+    """(images (B, 1, 28, 28), labels (B,)) -> real/fake logits (B,).
+
+    The DCGAN discriminator's body; its last linear map w . h(x) gains the projection term
+    embedding(y) . h(x), so the score asks "is this a real image of class y".
+    """
 
     def __init__(self, config: CGANConfig):
         super().__init__()
         self.config = config
         width = config.disc_width
-        sn = nn.utils.parametrizations.spectral_norm
         self.body = nn.Sequential(
-            sn(nn.Conv2d(config.image_channels, width, 4, 2, 1)),  # (B, w, 14, 14)
+            nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False),  # (B, w, 14, 14)
             nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(width, width * 2, 4, 2, 1)),  # (B, 2w, 7, 7)
+            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),  # (B, 2w, 7, 7)
+            nn.BatchNorm2d(width * 2),
             nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(width * 2, width * 4, 3, 1, 1)),  # (B, 4w, 7, 7)
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),  # (B, 2w * 49)
         )
-        self.linear = sn(nn.Linear(width * 4, 1))
-        self.embed = sn(nn.Embedding(config.num_classes, width * 4))
+        features = width * 2 * 7 * 7
+        self.linear = nn.Linear(features, 1)
+        self.embed = nn.Embedding(config.num_classes, features)
+        self.apply(init_weights)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.body(x).sum(dim=(2, 3))  # (B, 4w): global sum pooling, as in SN-GAN
+        h = self.body(x)
         return self.linear(h).flatten() + (self.embed(labels) * h).sum(dim=1)

@@ -75,7 +75,7 @@ def test_noise_scores_worse_than_blurred_data_which_scores_worse_than_real_data(
     noise = torch.rand(3000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     scores = [fid(reference, classifier_outputs(classifier, images)[0]) for images in (train, blurred, noise)]
     assert scores[0] < scores[1] < scores[2]
-    assert scores[0] < 1.0
+    assert scores[0] < 0.05 * scores[2]
 
 
 @needs_data

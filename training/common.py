@@ -80,6 +80,13 @@ class Run:
             handle.write(line + "\n")
         print(line, flush=True)
 
+    def forget_log_after(self, epoch: int) -> None:
+        """Drop metrics lines of epochs after `epoch` (logged by a run killed before it saved them)."""
+        path = self.folder / "metrics.jsonl"
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
+            write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
+
     def save_samples(self, images: torch.Tensor) -> Path:
         """Save a grid of images in [-1, 1] as samples/epoch_NNN.png (atomically)."""
         path = self.folder / "samples" / f"epoch_{self.epoch:03d}.png"
@@ -109,9 +116,12 @@ def start_run(args: argparse.Namespace, modules: dict[str, nn.Module], optimizer
             raise SystemExit(f"--resume: no training state at {run.state_path}; start without --resume.")
         counters = load_training_state(run.state_path, modules, optimizers)
         run.epoch, run.step, run.wall_time_s = counters["epoch"], counters["step"], counters["wall_time_s"]
+        run.forget_log_after(run.epoch)
         print(f"Resuming {folder} after epoch {run.epoch} (step {run.step}).", flush=True)
     elif run.state_path.exists():
         raise SystemExit(f"{folder} already holds a run; pass --resume to continue it or choose another --out.")
+    else:
+        run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
     for module in modules.values():
         module.to(run.device)
     for optimizer in optimizers.values():

@@ -11,6 +11,7 @@ Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator lo
     G maximises log D(G(z))                    -> BCE(D(G(z)), 1)
 Loss `--loss hinge` (Lim and Ye 2017; Miyato et al. 2018), usually with `--spectral-norm`:
     D minimises relu(1 - D(x)) + relu(1 + D(G(z))),   G minimises -D(G(z)).
+`--lr-decay` lowers both learning rates linearly to 0 over the run, so training ends in small steps.
 `--ema 0.999` keeps an exponential moving average of the generator's weights (Karras et al. 2018;
 Yazici et al. 2019) and saves that average as the checkpoint: it smooths out the oscillation of
 adversarial training at no cost to the training itself.
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
     parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
+    parser.add_argument("--lr-decay", action="store_true", help="decay both learning rates linearly to 0 over the run")
     parser.add_argument("--conditional", action="store_true", help="train the class-conditional GAN (cgan)")
     args = parser.parse_args(argv)
     args.out = args.out or ("runs/cgan" if args.conditional else "runs/dcgan")
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     images, labels = train.images, train.labels  # (N, 28, 28) uint8, (N,)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
     fixed_labels = (torch.arange(64) // 8) % len(CLASS_NAMES)  # one class per row of the grid
+    total_steps = max(1, (len(images) // args.batch_size) * args.epochs)
     metrics: dict[str, float] = {}
 
     # 3. Alternate one discriminator step and one generator step per batch.
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         steps = batches(len(images), args.batch_size, rng)
         progress = tqdm(steps, desc=f"epoch {run.epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True)
         for index in progress:
+            if args.lr_decay:  # from the global step, so a resumed run follows the same schedule
+                for optimizer in (opt_g, opt_d):
+                    for group in optimizer.param_groups:
+                        group["lr"] = args.lr * (1.0 - run.step / total_steps)
             real = to_tensor(images[index]).to(device)  # (B, 1, 28, 28)
             z = torch.randn(len(index), config.latent_dim, generator=rng).to(device)
             fake_labels = torch.randint(0, len(CLASS_NAMES), (len(index),), generator=rng)
@@ -131,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         finish(
             run,
             title="Class-conditional GAN for Fashion-MNIST",
-            summary="A DCGAN-style generator fed [z, class embedding] and trained against a spectrally "
-            f"normalised projection discriminator (Miyato and Koyama 2018) with the {args.loss} loss"
+            summary="A DCGAN-style generator fed [z, class embedding] and trained against the DCGAN "
+            f"discriminator with a projection head (Miyato and Koyama 2018) with the {args.loss} loss"
+            + (", learning rates decayed linearly to 0" if args.lr_decay else "")
             + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
             + ". Each row of the sample grid is one class.",
             tags=["cgan", "gan", "fashion-mnist", "conditional-image-generation"],
@@ -148,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         summary="A DCGAN (Radford et al. 2016) generator sized for 28x28 grayscale, trained adversarially "
         f"with the {args.loss} loss"
         + (", spectral normalisation in the discriminator" if args.spectral_norm else "")
+        + (", learning rates decayed linearly to 0" if args.lr_decay else "")
         + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
         + f". z ~ N(0, I) of size {config.latent_dim} -> image in [-1, 1].",
         tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
