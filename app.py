@@ -53,12 +53,14 @@ at most {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS:,} pixels.
 """
 
 GENERATE_TEXT = """
-**What you see.** Each image is the generator's output for a latent vector *z* drawn from a standard normal
-distribution; image *i* uses seed *seed + i*. The **DCGAN** was trained as a two-player game,
-min<sub>G</sub> max<sub>D</sub> E[log D(x)] + E[log(1 − D(G(z)))]: the discriminator D learns to tell real
-from generated images while the generator G learns to fool it. The **VAE** decodes *z* from its prior.
-**Truncation** (GAN) redraws latent components larger than the threshold and **temperature** (VAE) scales
-*z*: both trade variety for cleaner, more typical images.
+**What you see.** Each image is a decoder's output for a random latent vector *z*; image *i* uses seed
+*seed + i*. The **DCGAN** was trained as a two-player game, min<sub>G</sub> max<sub>D</sub> E[log D(x)] +
+E[log(1 − D(G(z)))]: the discriminator D learns to tell real from generated images while the generator G
+learns to fool it; *z* is standard normal. The **cGAN** plays the same game with a class label given to
+both players, so you pick the class. The **VAE** decodes *z* drawn from a mixture of Gaussians fitted to
+where its encoder places real images, which avoids the empty regions of its N(0, I) prior.
+**Truncation** (GANs) redraws latent components larger than the threshold and **temperature** (VAE)
+narrows the draw: both trade variety for cleaner, more typical images.
 """
 
 ROUNDTRIP_TEXT = """
@@ -297,9 +299,9 @@ def build_demo() -> gr.Blocks:
                     g_compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
                     g_run = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 with gr.Column(scale=2):
-                    g_grid = gr.Image(label="Grid", format="png", elem_id="generate-grid", buttons=["download"])
+                    g_grid = gr.Image(label="Grid", format="png", elem_id="generate-grid", buttons=["download", "fullscreen"], height=480)
                     g_compare_out = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
-                    g_gallery = gr.Gallery(label="Single images", columns=8, format="png", height="auto")
+                    g_gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320)
                     g_file = gr.File(label="Download grid (PNG, 28x28 tiles)")
             g_inputs = [g_model, g_seed, g_num, g_trunc, g_temp, g_compare, g_label]
             g_outputs = [g_grid, g_gallery, g_file, g_compare_out]
@@ -324,13 +326,13 @@ def build_demo() -> gr.Blocks:
                     r_run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
                     examples = sorted(EXAMPLES_DIR.glob("*.png"))
                 with gr.Column(scale=2):
-                    r_steps = gr.Gallery(label="Preprocessing to 28x28", columns=5, format="png", height="auto")
+                    r_steps = gr.Gallery(label="Preprocessing to 28x28", columns=5, format="png", height=240)
                     with gr.Row():
                         r_slider = gr.ImageSlider(label="Before / after", format="png", elem_id="roundtrip-slider")
                         r_heat = gr.Image(label="Per-pixel error (black 0 → white 1)", format="png")
                     r_summary = gr.Markdown()
                     r_plot = gr.LinePlot(x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension")
-                    r_samples = gr.Gallery(label="Samples from the posterior", columns=8, format="png", height="auto")
+                    r_samples = gr.Gallery(label="Samples from the posterior", columns=8, format="png", height=160)
             r_outputs = [r_steps, r_slider, r_heat, r_summary, r_plot, r_samples]
             r_run.click(roundtrip, [r_image, r_sketch, r_seed], r_outputs, api_name="roundtrip")
             r_image.upload(roundtrip, [r_image, r_sketch, r_seed], r_outputs, api_visibility="private")

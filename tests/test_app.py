@@ -31,6 +31,11 @@ def test_generate_gives_grid_gallery_and_download():
     assert np.array_equal(grid, again[0]) and again[2] == download
 
 
+def test_model_card_panel_names_the_model():
+    assert app.model_card("dcgan").startswith("**dcgan**")
+    assert app.model_card("nope") == ""
+
+
 def test_compare_shows_every_generative_model():
     *_, compare = app.generate("vae", 0, 4, compare=True)
     assert compare["visible"] is True

@@ -60,6 +60,13 @@ def test_generate_vae_with_temperature(client):
     assert_picture(grid, (app.ZOOM * 62, app.ZOOM * 62))
 
 
+def test_generate_conditional_with_a_class(client):
+    sneakers, *_ = client.predict(model="cgan", seed=0, num=4, label="Sneaker", api_name="/generate")
+    bags, *_ = client.predict(model="cgan", seed=0, num=4, label="Bag", api_name="/generate")
+    assert_picture(sneakers, (app.ZOOM * 62, app.ZOOM * 62))
+    assert not np.array_equal(pixels(sneakers), pixels(bags))
+
+
 def test_roundtrip(client):
     steps, slider, heat, summary, plot, samples = client.predict(image=handle_file(EXAMPLE), api_name="/roundtrip")
     before, after = slider
