@@ -28,7 +28,14 @@ import torch
 from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.device import DEVICE_CHOICES, resolve_device
 from genmodels.editing import EditParams
-from genmodels.images import fit_for_display, gif_bytes, grid, heatmap, png_bytes, upscale
+from genmodels.images import (
+    fit_for_display,
+    gif_bytes,
+    grid,
+    heatmap,
+    png_bytes,
+    upscale,
+)
 from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
 from genmodels.latent import MAX_SEED
 from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, prepare_upload
@@ -249,8 +256,10 @@ def model_card(model: str) -> str:
     metrics = lab.metrics.get(model, {})
     if metrics:
         lines.append(" · ".join(f"{name} {value:g}" for name, value in metrics.items()))
-        lines.append("<sub>On Fashion-MNIST's test set; FIDc/KIDc use our classifier's features (lower is better). "
-                     "See the README's Results table for the floor and noise ceiling.</sub>")
+        lines.append(
+            "<sub>On Fashion-MNIST's test set; FIDc/KIDc use our classifier's features (lower is better). "
+            "See the README's Results table for the floor and noise ceiling.</sub>"
+        )
     return "\n\n".join(lines)
 
 
@@ -259,7 +268,11 @@ def knob_visibility(model: str):
     entry = MODELS.get(model)
     knob = entry.sample_knob if entry else None
     conditional = bool(entry and entry.conditional)
-    return gr.update(visible=knob == "truncation"), gr.update(visible=knob == "temperature"), gr.update(visible=conditional)
+    return (
+        gr.update(visible=knob == "truncation"),
+        gr.update(visible=knob == "temperature"),
+        gr.update(visible=conditional),
+    )
 
 
 def label_visibility(model: str):
@@ -290,7 +303,15 @@ def build_demo() -> gr.Blocks:
                     g_model = gr.Dropdown(generative, value=default_model, label="Model")
                     g_card = gr.Markdown(model_card(default_model), elem_id="model-card")
                     with gr.Row():
-                        g_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=SEED_RANGE, scale=3, elem_id="generate-seed")
+                        g_seed = gr.Number(
+                            0,
+                            label="Seed",
+                            precision=0,
+                            minimum=0,
+                            maximum=SEED_RANGE,
+                            scale=3,
+                            elem_id="generate-seed",
+                        )
                         g_dice = gr.Button("🎲 Random", scale=1, min_width=60)
                     g_num = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images")
                     g_trunc = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
@@ -299,7 +320,13 @@ def build_demo() -> gr.Blocks:
                     g_compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
                     g_run = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 with gr.Column(scale=2):
-                    g_grid = gr.Image(label="Grid", format="png", elem_id="generate-grid", buttons=["download", "fullscreen"], height=480)
+                    g_grid = gr.Image(
+                        label="Grid",
+                        format="png",
+                        elem_id="generate-grid",
+                        buttons=["download", "fullscreen"],
+                        height=480,
+                    )
                     g_compare_out = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
                     g_gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320)
                     g_file = gr.File(label="Download grid (PNG, 28x28 tiles)")
@@ -320,8 +347,16 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(ROUNDTRIP_TEXT)
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    r_image = Upload(type="filepath", image_mode=None, label="Upload an image", sources=["upload", "clipboard"], elem_id="roundtrip-upload")
-                    r_sketch = gr.Sketchpad(label="…or draw one (used when no image is uploaded)", type="numpy", canvas_size=(420, 420))
+                    r_image = Upload(
+                        type="filepath",
+                        image_mode=None,
+                        label="Upload an image",
+                        sources=["upload", "clipboard"],
+                        elem_id="roundtrip-upload",
+                    )
+                    r_sketch = gr.Sketchpad(
+                        label="…or draw one (used when no image is uploaded)", type="numpy", canvas_size=(420, 420)
+                    )
                     r_seed = gr.Number(0, label="Seed of the posterior samples", precision=0, minimum=0)
                     r_run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
                     examples = sorted(EXAMPLES_DIR.glob("*.png"))
@@ -331,7 +366,9 @@ def build_demo() -> gr.Blocks:
                         r_slider = gr.ImageSlider(label="Before / after", format="png", elem_id="roundtrip-slider")
                         r_heat = gr.Image(label="Per-pixel error (black 0 → white 1)", format="png")
                     r_summary = gr.Markdown()
-                    r_plot = gr.LinePlot(x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension")
+                    r_plot = gr.LinePlot(
+                        x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
+                    )
                     r_samples = gr.Gallery(label="Samples from the posterior", columns=8, format="png", height=160)
             r_outputs = [r_steps, r_slider, r_heat, r_summary, r_plot, r_samples]
             r_run.click(roundtrip, [r_image, r_sketch, r_seed], r_outputs, api_name="roundtrip")
@@ -360,8 +397,12 @@ def build_demo() -> gr.Blocks:
                     i_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
                     with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
                         with gr.Row():
-                            i_image_a = Upload(type="filepath", image_mode=None, label="Image A", sources=["upload", "clipboard"])
-                            i_image_b = Upload(type="filepath", image_mode=None, label="Image B", sources=["upload", "clipboard"])
+                            i_image_a = Upload(
+                                type="filepath", image_mode=None, label="Image A", sources=["upload", "clipboard"]
+                            )
+                            i_image_b = Upload(
+                                type="filepath", image_mode=None, label="Image B", sources=["upload", "clipboard"]
+                            )
                     i_run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
                 with gr.Column(scale=2):
                     i_strip = gr.Image(label="Path from A to B", format="png", elem_id="interpolate-strip")
@@ -378,7 +419,13 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(EDIT_TEXT)
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    e_image = Upload(type="filepath", image_mode=None, label="Upload an image", sources=["upload", "clipboard"], elem_id="edit-upload")
+                    e_image = Upload(
+                        type="filepath",
+                        image_mode=None,
+                        label="Upload an image",
+                        sources=["upload", "clipboard"],
+                        elem_id="edit-upload",
+                    )
                     e_crop = gr.Slider(0.3, 1.0, value=1.0, step=0.05, label="Crop: central fraction kept")
                     e_angle = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)")
                     with gr.Row():

@@ -66,14 +66,18 @@ def main() -> None:
     app.demo.close()
 
     noop = statistics.median(results["ping (no-op)"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {app.lab.device}, {args.calls} calls each\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {app.lab.device}, {args.calls} calls each\n"
+    )
     print("| endpoint | median ms | p95 ms | median / no-op |")
     print("|---|---|---|---|")
     for name, times in results.items():
         median = statistics.median(times)
         print(f"| {name} | {median:.1f} | {percentile(times, 0.95):.1f} | {median / noop:.2f}x |")
     backend = backend_generate_ms(max(args.calls, 50))
-    print(f"\nBackend only, DCGAN 64 images: median {statistics.median(backend):.1f} ms, p95 {percentile(backend, 0.95):.1f} ms")
+    print(
+        f"\nBackend only, DCGAN 64 images: median {statistics.median(backend):.1f} ms, p95 {percentile(backend, 0.95):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Command line: `python -m genmodels --help`.
 
-    python -m genmodels sample --model dcgan --num 64 --seed 0 --out grid.png
-    python -m genmodels sample --model vae --num 16 --seed 3 --temperature 0.8 --out z.npy
-    python -m genmodels sample --model cgan --label Sneaker --num 64 --seed 0 --out sneakers.png
-    python -m genmodels evaluate [--models dcgan vae] [--num 10000] [--json]
-    python -m genmodels models
+python -m genmodels sample --model dcgan --num 64 --seed 0 --out grid.png
+python -m genmodels sample --model vae --num 16 --seed 3 --temperature 0.8 --out z.npy
+python -m genmodels sample --model cgan --label Sneaker --num 64 --seed 0 --out sneakers.png
+python -m genmodels evaluate [--models dcgan vae] [--num 10000] [--json]
+python -m genmodels models
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     """Score every generative model against the test set, next to the floor and noise ceiling."""
-    from .evaluate import evaluate, markdown, update_cards  # torchmetrics is slow to import; only here
+    from .evaluate import (  # torchmetrics is slow to import; only here
+        evaluate,
+        markdown,
+        update_cards,
+    )
 
     report = evaluate(args.models, num=args.num, device=args.device, data_dir=args.data_dir)
     print(json.dumps(report) if args.json else markdown(report))

@@ -79,7 +79,9 @@ class ConditionalGenerator(
         return self.decode(z, class_index(label))
 
 
-class ProjectionDiscriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["cgan", "fashion-mnist"], license="mit"):
+class ProjectionDiscriminator(
+    nn.Module, HubModelMixin, library_name="genmodels", tags=["cgan", "fashion-mnist"], license="mit"
+):
     """(images (B, 1, 28, 28), labels (B,)) -> real/fake logits (B,).
 
     The DCGAN discriminator's body; its last linear map w . h(x) gains the projection term

@@ -73,4 +73,3 @@ def load_training_state(
         optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
     torch.set_rng_state(tensors["rng/torch"])
     return json.loads(metadata["counters"])
-

@@ -4,7 +4,6 @@ Besides labels it exposes its penultimate-layer `features`, which the quality me
 the attribute directions of later tools use in place of an Inception network.
 """
 
-
 from dataclasses import dataclass
 
 import torch

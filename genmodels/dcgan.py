@@ -10,7 +10,6 @@ trained in `training/train_gan.py`. The discriminator returns logits (no final S
 applies the sigmoid inside `binary_cross_entropy_with_logits`, which is numerically stable.
 """
 
-
 from dataclasses import dataclass
 
 import torch

@@ -17,14 +17,23 @@ from .classifier import accuracy
 from .data import CLASS_NAMES, load_fashion_mnist, to_tensor
 from .hub import update_card_evaluation
 from .latent import seed_to_z
-from .metrics import classifier_outputs, fid, inception_score, kid, precision_recall, psnr
+from .metrics import (
+    classifier_outputs,
+    fid,
+    inception_score,
+    kid,
+    precision_recall,
+    psnr,
+)
 from .registry import MODELS, generative_names, load_model
 
 BATCH = 1000  # images generated or classified per forward pass
 
 
 @torch.inference_mode()
-def generate_set(model: torch.nn.Module, num: int, conditional: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def generate_set(
+    model: torch.nn.Module, num: int, conditional: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`num` samples (num, 1, 28, 28) from seeds 0..num-1, and for a conditional model their labels.
 
     A conditional model draws every class equally often: sample i has class i mod 10.
@@ -71,7 +80,10 @@ def score(
 def vae_psnr(vae: torch.nn.Module, images: torch.Tensor) -> float:
     """Mean PSNR (dB) of the VAE's reconstructions (posterior mean) of `images`."""
     device = next(vae.parameters()).device
-    values = [psnr(vae.reconstruct(images[s : s + BATCH].to(device)).cpu(), images[s : s + BATCH]) for s in range(0, len(images), BATCH)]
+    values = [
+        psnr(vae.reconstruct(images[s : s + BATCH].to(device)).cpu(), images[s : s + BATCH])
+        for s in range(0, len(images), BATCH)
+    ]
     return round(torch.cat(values).mean().item(), 3)
 
 
@@ -165,6 +177,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row['recall']:.3f} | {row['is']:.2f} ± {row['is_std']:.2f} |"
         )
     extras = [f"{key.replace('_', ' ')}: {value}" for key, value in report.items() if key.endswith("_psnr_db")]
-    extras += [f"{name}: {row['class_match']:.1%} of samples classified as the asked class" for name, row in report["rows"].items() if "class_match" in row]
+    extras += [
+        f"{name}: {row['class_match']:.1%} of samples classified as the asked class"
+        for name, row in report["rows"].items()
+        if "class_match" in row
+    ]
     lines += ["", *extras, f"Evaluated in {report['seconds']} s."]
     return "\n".join(lines)

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, PyTorchModelHubMixin, get_token, hf_hub_download
+from huggingface_hub import (
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    PyTorchModelHubMixin,
+    get_token,
+    hf_hub_download,
+)
 from safetensors import SafetensorError
 from safetensors.torch import load_model
 

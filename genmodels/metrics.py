@@ -33,7 +33,9 @@ class _Precomputed(nn.Module):
 
 
 @torch.inference_mode()
-def classifier_outputs(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def classifier_outputs(
+    classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features (N, D) and class probabilities (N, C) of images in [-1, 1], on the CPU."""
     device = next(classifier.parameters()).device
     was_training = classifier.training
@@ -134,7 +136,9 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _check_features(real: torch.Tensor, fake: torch.Tensor) -> None:
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"Expected two feature sets (N, D) of equal D, got {tuple(real.shape)} and {tuple(fake.shape)}.")
+        raise ValueError(
+            f"Expected two feature sets (N, D) of equal D, got {tuple(real.shape)} and {tuple(fake.shape)}."
+        )
     if len(real) < 2 or len(fake) < 2:
         raise ValueError("Each feature set needs at least 2 samples.")
     if not (torch.isfinite(real).all() and torch.isfinite(fake).all()):

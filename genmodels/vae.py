@@ -10,7 +10,6 @@ one of two likelihoods p(x|z) over pixel intensities in [0, 1]:
 Inputs and outputs follow the package convention: tensors in [-1, 1].
 """
 
-
 import math
 from dataclasses import dataclass
 
@@ -109,7 +108,13 @@ class VAE(
         device = next(self.parameters()).device
         if self.config.prior_components > 0:
             return seed_to_mixture_z(
-                seed, num, self.prior_weights, self.prior_means, self.prior_scale_trils, temperature=temperature, device=device
+                seed,
+                num,
+                self.prior_weights,
+                self.prior_means,
+                self.prior_scale_trils,
+                temperature=temperature,
+                device=device,
             )
         return seed_to_z(seed, num, self.latent_dim, device=device) * temperature
 
@@ -134,7 +139,9 @@ class VAE(
         mu, _ = self.encode(x)
         return self.decode(mu)
 
-    def negative_elbo(self, logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0):
+    def negative_elbo(
+        self, logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
+    ):
         """Negative ELBO per image, split as (total, reconstruction, KL); `x` in [-1, 1].
 
         Reconstruction -log p(x|z), summed over pixels: BCE(logits, x01) for the Bernoulli likelihood;
@@ -146,7 +153,9 @@ class VAE(
         if self.config.likelihood == "gaussian":
             pixels = target[0].numel()
             squared = (target - torch.sigmoid(logits)).pow(2).sum() / batch
-            reconstruction = squared / (2 * torch.exp(2 * self.log_gamma)) + pixels * (self.log_gamma + 0.5 * math.log(2 * math.pi))
+            reconstruction = squared / (2 * torch.exp(2 * self.log_gamma)) + pixels * (
+                self.log_gamma + 0.5 * math.log(2 * math.pi)
+            )
         else:
             reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / batch

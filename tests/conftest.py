@@ -28,8 +28,10 @@ TINY_CONFIGS = {
 
 def fashion_mnist_available() -> bool:
     """True when the original Fashion-MNIST files are on disk (CI installs Debian's package)."""
-    return any((folder / "train-images-idx3-ubyte.gz").exists() or (folder / "train-images-idx3-ubyte").exists()
-               for folder in candidate_dirs())
+    return any(
+        (folder / "train-images-idx3-ubyte.gz").exists() or (folder / "train-images-idx3-ubyte").exists()
+        for folder in candidate_dirs()
+    )
 
 
 IN_CI = os.environ.get("GENMODELS_CI") == "1"

@@ -77,7 +77,9 @@ def test_roundtrip(client):
 
 
 def test_interpolate(client):
-    strip, animation, download = client.predict(model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate")
+    strip, animation, download = client.predict(
+        model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate"
+    )
     assert_picture(strip, (app.ZOOM * (6 * 28 + 5 * 2), 224))
     assert Image.open(download).n_frames == 10
     again = client.predict(model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate")[0]

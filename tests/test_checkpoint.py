@@ -82,7 +82,11 @@ def test_save_atomic_replaces_files_and_keeps_others(tmp_path):
 def test_card_evaluation_is_written_and_read_back(tmp_path):
     from genmodels.hub import card_metrics, update_card_evaluation
 
-    save_atomic(Generator(DCGANConfig(latent_dim=4, gen_width=4)), tmp_path, card="---\nlicense: mit\n---\n\n# A\n\n## Training\n\nx\n")
+    save_atomic(
+        Generator(DCGANConfig(latent_dim=4, gen_width=4)),
+        tmp_path,
+        card="---\nlicense: mit\n---\n\n# A\n\n## Training\n\nx\n",
+    )
     update_card_evaluation(tmp_path, "unconditional-image-generation", {"fidc": 9.5, "recall": 0.4}, "| t | 1 |")
     update_card_evaluation(tmp_path, "unconditional-image-generation", {"fidc": 7.25}, "| t | 2 |")
     text = (tmp_path / "README.md").read_text()

@@ -19,7 +19,9 @@ def write_idx(folder, split: str, n: int) -> None:
     header = bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     (folder / f"{image_stem}.gz").write_bytes(gzip.compress(header + images.tobytes()))
     labels = (np.arange(n) % 10).astype(np.uint8)
-    (folder / f"{label_stem}.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels.tobytes()))
+    (folder / f"{label_stem}.gz").write_bytes(
+        gzip.compress(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + labels.tobytes())
+    )
 
 
 @needs_data

@@ -43,7 +43,18 @@ def kill_when(process: subprocess.Popen, path: Path | None, delay: float, timeou
 @needs_data
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_a_resumable_run(point, tmp_path):
-    command = [sys.executable, "-m", "training.train_vae", "--dry-run", "--epochs", "2", "--device", "cpu", "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "training.train_vae",
+        "--dry-run",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     watched, delay = KILL_POINTS[point]
     kill_when(process, tmp_path / watched if watched else None, delay)

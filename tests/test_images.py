@@ -9,7 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from genmodels.images import fit_for_display, gif_bytes, grid, heatmap, png_bytes, save_images, upscale
+from genmodels.images import (
+    fit_for_display,
+    gif_bytes,
+    grid,
+    heatmap,
+    png_bytes,
+    save_images,
+    upscale,
+)
 
 
 def test_grid_tiles_with_padding():

@@ -7,7 +7,16 @@ import math
 import pytest
 import torch
 
-from genmodels.latent import MAX_SEED, interpolate, lerp, seed_to_mixture_z, seed_to_z, slerp, temperature, truncate
+from genmodels.latent import (
+    MAX_SEED,
+    interpolate,
+    lerp,
+    seed_to_mixture_z,
+    seed_to_z,
+    slerp,
+    temperature,
+    truncate,
+)
 
 
 def test_seed_to_z_is_deterministic_and_per_image():

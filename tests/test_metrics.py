@@ -12,7 +12,14 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from genmodels.data import load_fashion_mnist, to_tensor
-from genmodels.metrics import classifier_outputs, fid, inception_score, kid, precision_recall, psnr
+from genmodels.metrics import (
+    classifier_outputs,
+    fid,
+    inception_score,
+    kid,
+    precision_recall,
+    psnr,
+)
 from genmodels.registry import load_model
 from tests.conftest import needs_data
 
@@ -82,7 +89,10 @@ def test_noise_scores_worse_than_blurred_data_which_scores_worse_than_real_data(
 def test_evaluate_cli_prints_one_json_object():
     result = subprocess.run(
         [sys.executable, "-m", "genmodels", "evaluate", "--num", "200", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

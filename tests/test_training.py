@@ -80,7 +80,19 @@ def test_push_without_token_fails_clearly_and_keeps_the_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("script", list(SCRIPTS.values()))
 def test_every_flag_has_help(script):
-    result = subprocess.run([sys.executable, "-m", f"training.{script}", "--help"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", f"training.{script}", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0
-    for flag in ("--epochs", "--batch-size", "--lr", "--seed", "--device", "--out", "--resume", "--dry-run", "--push-to-hub"):
+    for flag in (
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--device",
+        "--out",
+        "--resume",
+        "--dry-run",
+        "--push-to-hub",
+    ):
         assert flag in result.stdout

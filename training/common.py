@@ -60,6 +60,7 @@ class Run:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimisation steps taken
     wall_time_s: float = 0.0  # training time summed over resumed sessions
+    commands: list[str] = field(default_factory=list)  # the command line of each session of this run
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -80,11 +81,20 @@ class Run:
             handle.write(line + "\n")
         print(line, flush=True)
 
+    def last_logged(self) -> dict[str, Any]:
+        """The metrics of the last logged epoch, without the counters ({} before the first epoch)."""
+        path = self.folder / "metrics.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        last = json.loads(lines[-1]) if lines else {}
+        return {key: value for key, value in last.items() if key not in ("epoch", "step", "wall_time_s")}
+
     def forget_log_after(self, epoch: int) -> None:
         """Drop metrics lines of epochs after `epoch` (logged by a run killed before it saved them)."""
         path = self.folder / "metrics.jsonl"
         if path.exists():
-            kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
+            kept = [
+                line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch
+            ]
             write_atomic(path, "".join(line + "\n" for line in kept).encode("utf-8"))
 
     def save_samples(self, images: torch.Tensor) -> Path:
@@ -96,14 +106,18 @@ class Run:
         tmp.replace(path)
         return path
 
-    def save(self, model: nn.Module, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    def save(
+        self, model: nn.Module, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+    ) -> None:
         """Write the loadable checkpoint, then the resumable state; both atomically."""
         save_atomic(model, self.checkpoint_dir)
-        counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed()}
+        counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed(), "commands": self.commands}
         save_training_state(self.state_path, modules, optimizers, counters)
 
 
-def start_run(args: argparse.Namespace, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> Run:
+def start_run(
+    args: argparse.Namespace, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+) -> Run:
     """Create or resume the run folder; with --resume, restore modules and optimisers from it."""
     if args.dry_run:
         args.epochs = min(args.epochs, DRY_RUN_MAX_EPOCHS)
@@ -116,12 +130,14 @@ def start_run(args: argparse.Namespace, modules: dict[str, nn.Module], optimizer
             raise SystemExit(f"--resume: no training state at {run.state_path}; start without --resume.")
         counters = load_training_state(run.state_path, modules, optimizers)
         run.epoch, run.step, run.wall_time_s = counters["epoch"], counters["step"], counters["wall_time_s"]
+        run.commands = counters.get("commands", [])
         run.forget_log_after(run.epoch)
         print(f"Resuming {folder} after epoch {run.epoch} (step {run.step}).", flush=True)
     elif run.state_path.exists():
         raise SystemExit(f"{folder} already holds a run; pass --resume to continue it or choose another --out.")
     else:
         run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
+    run.commands.append(command_line())
     for module in modules.values():
         module.to(run.device)
     for optimizer in optimizers.values():
@@ -158,9 +174,9 @@ def epoch_generator(args: argparse.Namespace, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(args.seed * 100_003 + epoch)
 
 
-def finish(run: Run, *, title: str, summary: str, tags: list[str], metrics: dict[str, Any], load_snippet: str) -> None:
-    """Write the model card with the exact command, then push to the Hub when asked."""
-    command = "python -m " + " ".join(shlex.quote(part) for part in [_module_name(), *sys.argv[1:]])
+def finish(run: Run, *, title: str, summary: str, tags: list[str], load_snippet: str) -> None:
+    """Write the model card with the exact commands and the last epoch's metrics, then push when asked."""
+    command = "\n".join(run.commands)  # one line per session: the start, then any --resume
     samples = sorted((run.folder / "samples").glob("epoch_*.png"))
     if samples:
         write_atomic(run.checkpoint_dir / "samples.png", samples[-1].read_bytes())
@@ -180,7 +196,7 @@ def finish(run: Run, *, title: str, summary: str, tags: list[str], metrics: dict
         tags=tags,
         command=command,
         details=details,
-        metrics=metrics,
+        metrics=run.last_logged(),
         load_snippet=load_snippet,
         sample_file="samples.png" if samples else None,
     )
@@ -194,6 +210,7 @@ def finish(run: Run, *, title: str, summary: str, tags: list[str], metrics: dict
         print(f"Pushed to {url}", flush=True)
 
 
-def _module_name() -> str:
-    """`training.train_gan` for the script being run."""
-    return "training." + Path(sys.argv[0]).stem
+def command_line() -> str:
+    """This session's command, e.g. `python -m training.train_gan --ema 0.999`."""
+    module = "training." + Path(sys.argv[0]).stem
+    return "python -m " + " ".join(shlex.quote(part) for part in [module, *sys.argv[1:]])

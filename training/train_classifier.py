@@ -18,7 +18,14 @@ from tqdm import tqdm
 
 from genmodels.classifier import Classifier, ClassifierConfig, accuracy
 from genmodels.data import batches, to_tensor
-from training.common import epoch_generator, finish, load_split, make_parser, seed_everything, start_run
+from training.common import (
+    epoch_generator,
+    finish,
+    load_split,
+    make_parser,
+    seed_everything,
+    start_run,
+)
 
 SHIFT = 2  # pixels of random translation for augmentation
 
@@ -53,7 +60,6 @@ def main(argv: list[str] | None = None) -> None:
     test_x = to_tensor(test.images)
     steps_per_epoch = len(train) // args.batch_size
     total_steps = max(1, steps_per_epoch * args.epochs)
-    metrics: dict[str, float] = {}
 
     while run.epoch < args.epochs:
         model.train()
@@ -98,7 +104,6 @@ def main(argv: list[str] | None = None) -> None:
         f"{model.config.feature_dim}-d activations are the feature space of the project's quality "
         "metrics. Input: 28x28 grayscale in [-1, 1].",
         tags=["image-classification", "fashion-mnist"],
-        metrics=metrics,
         load_snippet='from genmodels.classifier import Classifier\n\nclassifier = Classifier.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "probabilities = classifier.predict(images)  # images (B, 1, 28, 28) in [-1, 1]",
     )

@@ -28,7 +28,14 @@ from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscrimin
 from genmodels.data import CLASS_NAMES, batches, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.latent import seed_to_z
-from training.common import epoch_generator, finish, load_split, make_parser, seed_everything, start_run
+from training.common import (
+    epoch_generator,
+    finish,
+    load_split,
+    make_parser,
+    seed_everything,
+    start_run,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     modules = {"generator": generator, "discriminator": discriminator}
     average = None
     if args.ema > 0:
-        # torch's own EMA; use_buffers also averages BatchNorm's running statistics.
-        average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
+        # torch's own EMA over the weights; BatchNorm's statistics are recomputed before each save.
+        average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
         modules["ema"] = average
     optimizers = {"generator": opt_g, "discriminator": opt_d}
     run = start_run(args, modules, optimizers)
@@ -82,7 +89,6 @@ def main(argv: list[str] | None = None) -> None:
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
     fixed_labels = (torch.arange(64) // 8) % len(CLASS_NAMES)  # one class per row of the grid
     total_steps = max(1, (len(images) // args.batch_size) * args.epochs)
-    metrics: dict[str, float] = {}
 
     # 3. Alternate one discriminator step and one generator step per batch.
     while run.epoch < args.epochs:
@@ -127,11 +133,21 @@ def main(argv: list[str] | None = None) -> None:
 
         # 4. End of epoch: samples from fixed noise, one metrics line, atomic checkpoint.
         run.epoch += 1
+        if average is not None:
+            standing_statistics(saved, config.latent_dim, args.conditional, seed=args.seed + run.epoch, device=device)
         saved.eval()
         with torch.inference_mode():
             run.save_samples(saved(fixed_z, *condition(fixed_labels)))
         metrics = {key: round(value / max(1, len(steps)), 4) for key, value in totals.items()}
         run.log(metrics)
+        run.save(saved, modules, optimizers)
+
+    # Finishing is idempotent: the averaged generator gets its standing statistics (same seed as the
+    # last epoch's) and is written again, so resuming a finished run repairs what an older version wrote.
+    if average is not None and run.epoch > 0:
+        standing_statistics(saved, config.latent_dim, args.conditional, seed=args.seed + run.epoch, device=device)
+        with torch.inference_mode():
+            run.save_samples(saved(fixed_z, *condition(fixed_labels)))
         run.save(saved, modules, optimizers)
 
     if args.conditional:
@@ -144,8 +160,7 @@ def main(argv: list[str] | None = None) -> None:
             + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
             + ". Each row of the sample grid is one class.",
             tags=["cgan", "gan", "fashion-mnist", "conditional-image-generation"],
-            metrics={f"final_{key}": value for key, value in metrics.items()},
-            load_snippet='from genmodels.cgan import ConditionalGenerator\n\n'
+            load_snippet="from genmodels.cgan import ConditionalGenerator\n\n"
             'generator = ConditionalGenerator.from_pretrained("FOLDER_OR_REPO_ID")\n'
             'sneakers = generator.sample(num=16, seed=0, label="Sneaker")  # (16, 1, 28, 28) in [-1, 1]',
         )
@@ -160,10 +175,34 @@ def main(argv: list[str] | None = None) -> None:
         + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
         + f". z ~ N(0, I) of size {config.latent_dim} -> image in [-1, 1].",
         tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
-        metrics={f"final_{key}": value for key, value in metrics.items()},
         load_snippet='from genmodels.dcgan import Generator\n\ngenerator = Generator.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "images = generator.sample(num=16, seed=0)  # (16, 1, 28, 28) in [-1, 1]",
     )
+
+
+@torch.no_grad()
+def standing_statistics(
+    generator: torch.nn.Module, latent_dim: int, conditional: bool, seed: int, device: torch.device, batches: int = 40
+) -> None:
+    """Recompute the BatchNorm running statistics of an averaged generator from fresh samples.
+
+    Averaged weights do not match running statistics gathered with the training weights, which washes
+    out the EMA generator's images; BigGAN's "standing statistics" fix this by re-estimating them:
+    cumulative averages over `batches` batches of 256 samples, drawn from a seeded CPU generator.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average
+    rng = torch.Generator().manual_seed(seed)
+    generator.train()
+    for _ in range(batches):
+        z = torch.randn(256, latent_dim, generator=rng).to(device)
+        extra = (torch.randint(0, len(CLASS_NAMES), (256,), generator=rng).to(device),) if conditional else ()
+        generator(z, *extra)
+    for norm in norms:
+        norm.momentum = 0.1
+    generator.eval()
 
 
 def discriminator_loss(kind: str, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Train the convolutional VAE on Fashion-MNIST by maximising the ELBO (see genmodels/vae.py).
 
-    python -m training.train_vae                     # 10 epochs into runs/vae
-    python -m training.train_vae --resume            # continue after a kill
-    python -m training.train_vae --dry-run --out /tmp/vae
+python -m training.train_vae                     # 10 epochs into runs/vae
+python -m training.train_vae --resume            # continue after a kill
+python -m training.train_vae --dry-run --out /tmp/vae
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from genmodels.data import batches, to_tensor
 from genmodels.latent import seed_to_z
 from genmodels.metrics import psnr
 from genmodels.vae import VAE, VAEConfig
-from training.common import epoch_generator, finish, load_split, make_parser, seed_everything, start_run
+from training.common import (
+    epoch_generator,
+    finish,
+    load_split,
+    make_parser,
+    seed_everything,
+    start_run,
+)
 
 
 @torch.inference_mode()
@@ -49,7 +56,12 @@ def fit_mixture_prior(model: VAE, images: torch.Tensor, seed: int, batch_size: i
 
     model.eval()
     device = next(model.parameters()).device
-    means = torch.cat([model.encode(to_tensor(images[s : s + batch_size]).to(device))[0].cpu() for s in range(0, len(images), batch_size)])
+    means = torch.cat(
+        [
+            model.encode(to_tensor(images[s : s + batch_size]).to(device))[0].cpu()
+            for s in range(0, len(images), batch_size)
+        ]
+    )
     mixture = GaussianMixture(model.config.prior_components, covariance_type="full", random_state=seed, reg_covar=1e-4)
     mixture.fit(means.double().numpy())
     model.fit_prior(
@@ -65,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=VAEConfig.width, help="channels of the first conv layer")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
     parser.add_argument("--hidden-dim", type=int, default=VAEConfig.hidden_dim, help="fully connected layer size")
-    parser.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli", help="decoder likelihood")
+    parser.add_argument(
+        "--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli", help="decoder likelihood"
+    )
     parser.add_argument(
         "--prior-components",
         type=int,
@@ -93,7 +107,6 @@ def main(argv: list[str] | None = None) -> None:
     train_images = load_split(args, "train").images  # (N, 28, 28) uint8
     test_x = to_tensor(load_split(args, "test").images)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
-    metrics: dict[str, float] = {}
 
     while run.epoch < args.epochs:
         model.train()
@@ -146,7 +159,6 @@ def main(argv: list[str] | None = None) -> None:
         + ". Metrics are on the 10,000 test images: negative ELBO in nats per image, and the PSNR of the "
         "reconstruction from the posterior mean.",
         tags=["vae", "fashion-mnist", "unconditional-image-generation"],
-        metrics=metrics,
         load_snippet='from genmodels.vae import VAE\n\nvae = VAE.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "mu, logvar = vae.encode(images)  # images (B, 1, 28, 28) in [-1, 1]\n"
         "reconstruction = vae.decode(mu)",
