@@ -107,6 +107,9 @@ class Upload(gr.Image):
 
     is_template = True  # rendered by the frontend's ordinary Image component
 
+    def __init__(self, label: str, **kwargs):
+        super().__init__(type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label, **kwargs)
+
     def preprocess(self, payload):
         if payload is None:
             return None
@@ -347,13 +350,7 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(ROUNDTRIP_TEXT)
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    r_image = Upload(
-                        type="filepath",
-                        image_mode=None,
-                        label="Upload an image",
-                        sources=["upload", "clipboard"],
-                        elem_id="roundtrip-upload",
-                    )
+                    r_image = Upload("Upload an image", elem_id="roundtrip-upload")
                     r_sketch = gr.Sketchpad(
                         label="…or draw one (used when no image is uploaded)", type="numpy", canvas_size=(420, 420)
                     )
@@ -397,12 +394,8 @@ def build_demo() -> gr.Blocks:
                     i_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
                     with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
                         with gr.Row():
-                            i_image_a = Upload(
-                                type="filepath", image_mode=None, label="Image A", sources=["upload", "clipboard"]
-                            )
-                            i_image_b = Upload(
-                                type="filepath", image_mode=None, label="Image B", sources=["upload", "clipboard"]
-                            )
+                            i_image_a = Upload("Image A")
+                            i_image_b = Upload("Image B")
                     i_run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
                 with gr.Column(scale=2):
                     i_strip = gr.Image(label="Path from A to B", format="png", elem_id="interpolate-strip")
@@ -419,13 +412,7 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(EDIT_TEXT)
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    e_image = Upload(
-                        type="filepath",
-                        image_mode=None,
-                        label="Upload an image",
-                        sources=["upload", "clipboard"],
-                        elem_id="edit-upload",
-                    )
+                    e_image = Upload("Upload an image", elem_id="edit-upload")
                     e_crop = gr.Slider(0.3, 1.0, value=1.0, step=0.05, label="Crop: central fraction kept")
                     e_angle = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)")
                     with gr.Row():

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .data import CLASS_NAMES, class_index
-from .dcgan import init_weights
+from .dcgan import generator_layers, init_weights
 from .hub import REPO_URL, HubModelMixin
 from .latent import seed_to_z
 
@@ -40,21 +40,9 @@ class ConditionalGenerator(
     def __init__(self, config: CGANConfig):
         super().__init__()
         self.config = config
-        width = config.gen_width
         self.embed = nn.Embedding(config.num_classes, config.embed_dim)
-        self.net = nn.Sequential(
-            # (B, latent_dim + embed_dim, 1, 1) -> (B, 2w, 7, 7)
-            nn.ConvTranspose2d(config.latent_dim + config.embed_dim, width * 2, 7, 1, 0, bias=False),
-            nn.BatchNorm2d(width * 2),
-            nn.ReLU(True),
-            # -> (B, w, 14, 14)
-            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-            # -> (B, 1, 28, 28)
-            nn.ConvTranspose2d(width, config.image_channels, 4, 2, 1, bias=False),
-            nn.Tanh(),
-        )
+        # The DCGAN generator, fed [z, embedding(y)] instead of z.
+        self.net = generator_layers(config.latent_dim + config.embed_dim, config.gen_width, config.image_channels)
         self.apply(init_weights)
 
     @property

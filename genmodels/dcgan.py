@@ -42,20 +42,7 @@ class Generator(
     def __init__(self, config: DCGANConfig):
         super().__init__()
         self.config = config
-        width = config.gen_width
-        self.net = nn.Sequential(
-            # (B, latent_dim, 1, 1) -> (B, 2w, 7, 7)
-            nn.ConvTranspose2d(config.latent_dim, width * 2, 7, 1, 0, bias=False),
-            nn.BatchNorm2d(width * 2),
-            nn.ReLU(True),
-            # -> (B, w, 14, 14)
-            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-            # -> (B, 1, 28, 28)
-            nn.ConvTranspose2d(width, config.image_channels, 4, 2, 1, bias=False),
-            nn.Tanh(),
-        )
+        self.net = generator_layers(config.latent_dim, config.gen_width, config.image_channels)
         self.apply(init_weights)
 
     @property
@@ -103,6 +90,23 @@ class Discriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
+
+
+def generator_layers(in_channels: int, width: int, image_channels: int) -> nn.Sequential:
+    """The DCGAN generator's layers: (B, in_channels, 1, 1) -> (B, image_channels, 28, 28) in [-1, 1]."""
+    return nn.Sequential(
+        # (B, in_channels, 1, 1) -> (B, 2w, 7, 7)
+        nn.ConvTranspose2d(in_channels, width * 2, 7, 1, 0, bias=False),
+        nn.BatchNorm2d(width * 2),
+        nn.ReLU(True),
+        # -> (B, w, 14, 14)
+        nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(True),
+        # -> (B, 1, 28, 28)
+        nn.ConvTranspose2d(width, image_channels, 4, 2, 1, bias=False),
+        nn.Tanh(),
+    )
 
 
 def init_weights(module: nn.Module) -> None:
