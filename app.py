@@ -107,9 +107,6 @@ class Upload(gr.Image):
 
     is_template = True  # rendered by the frontend's ordinary Image component
 
-    def __init__(self, label: str, **kwargs):
-        super().__init__(type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label, **kwargs)
-
     def preprocess(self, payload):
         if payload is None:
             return None
@@ -118,6 +115,12 @@ class Upload(gr.Image):
         if payload.url and payload.url.startswith("data:"):
             return base64.b64decode(payload.url.split(",", 1)[1])
         raise gr.Error("The upload did not arrive; please try again.")
+
+
+def image_input(label: str, **kwargs) -> Upload:
+    """An image input for uploads and pasted images (Gradio reads a component's config from its
+    constructor's signature, so the shared settings are passed here rather than by a new __init__)."""
+    return Upload(type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label, **kwargs)
 
 
 def friendly(fn):
@@ -350,7 +353,7 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(ROUNDTRIP_TEXT)
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    r_image = Upload("Upload an image", elem_id="roundtrip-upload")
+                    r_image = image_input("Upload an image", elem_id="roundtrip-upload")
                     r_sketch = gr.Sketchpad(
                         label="…or draw one (used when no image is uploaded)", type="numpy", canvas_size=(420, 420)
                     )
@@ -394,8 +397,8 @@ def build_demo() -> gr.Blocks:
                     i_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
                     with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
                         with gr.Row():
-                            i_image_a = Upload("Image A")
-                            i_image_b = Upload("Image B")
+                            i_image_a = image_input("Image A")
+                            i_image_b = image_input("Image B")
                     i_run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
                 with gr.Column(scale=2):
                     i_strip = gr.Image(label="Path from A to B", format="png", elem_id="interpolate-strip")
@@ -412,7 +415,7 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(EDIT_TEXT)
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    e_image = Upload("Upload an image", elem_id="edit-upload")
+                    e_image = image_input("Upload an image", elem_id="edit-upload")
                     e_crop = gr.Slider(0.3, 1.0, value=1.0, step=0.05, label="Crop: central fraction kept")
                     e_angle = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)")
                     with gr.Row():
