@@ -43,13 +43,20 @@ from genmodels.registry import MODELS
 
 logger = logging.getLogger("app")
 
-ZOOM = 8  # 28x28 images are shown as 224x224, nearest-neighbour
+GIF_ZOOM = 8  # GIF frames are enlarged to 224x224 (nearest-neighbour): a GIF is viewed outside the page
+# Model outputs are sent at their true 28x28 resolution (small to encode and honest through the API);
+# the browser enlarges them without smoothing.
+CSS = """
+img { image-rendering: pixelated; }
+.enlarge img { width: 100% !important; height: 100% !important; object-fit: contain; }
+"""
 EXAMPLES_DIR = Path(__file__).resolve().parent / "genmodels" / "examples"
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "genmodels-app"
 MAX_OUTPUT_FILES = 500  # downloadable files kept on disk; the oldest go first
 QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
 CONCURRENCY = 2  # requests computed at once per event: one per CPU core of a small machine
 SEED_RANGE = MAX_SEED - MAX_IMAGES
+LAUNCH_OPTIONS = {"css": CSS, "max_file_size": MAX_FILE_BYTES, "show_error": True}  # main() and the tests
 
 INTRO = f"""
 # Latent Lab · Fashion-MNIST
@@ -136,11 +143,6 @@ def friendly(fn):
     return wrapper
 
 
-def big(image: np.ndarray) -> np.ndarray:
-    """A 28x28 (or grid) uint8 image enlarged for the screen."""
-    return upscale(image, ZOOM)
-
-
 def save_output(data: bytes, suffix: str) -> str:
     """Write a downloadable file named by its content hash; keep at most MAX_OUTPUT_FILES."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -177,15 +179,31 @@ def generate(
     compare: bool = False,
     label: str = CLASS_NAMES[0],
 ):
-    """Generate `num` images from seeds seed..seed+num-1 with `model` (optionally compare all models)."""
-    images = lab.generate(model, seed, num, truncation, temperature, label)
-    tiles = grid(images)
-    gallery = [(big(image), f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
+    """Generate `num` images from seeds seed..seed+num-1 with `model`: a grid, its PNG, and a comparison."""
+    tiles = grid(lab.generate(model, seed, num, truncation, temperature, label))
     comparison = []
     if compare:
         for name in lab.generative():
-            comparison.append((big(grid(lab.generate(name, seed, num, truncation, temperature, label))), name))
-    return big(tiles), gallery, save_output(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
+            comparison.append((grid(lab.generate(name, seed, num, truncation, temperature, label)), name))
+    return tiles, save_output(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
+
+
+@friendly
+def singles(
+    model: str,
+    seed: int,
+    num: int = 16,
+    truncation: float = 0.0,
+    temperature: float = 1.0,
+    compare: bool = False,
+    label: str = CLASS_NAMES[0],
+):
+    """The images of `generate` one by one, captioned with their seeds (the page's gallery).
+
+    A second event after `generate`, so the API call returns the grid without encoding each image.
+    """
+    images = lab.generate(model, seed, num, truncation, temperature, label)
+    return [(image, f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
 
 
 @friendly
@@ -194,14 +212,14 @@ def roundtrip(image: str | bytes | None, sketch: dict | None = None, seed: int =
     prepared = read_upload(image if image is not None else sketch, "an image (or draw one)")
     result = lab.roundtrip(prepared.image, seed)
     steps = [(fit_for_display(step), name) for name, step in prepared.steps]
-    slider = (big(result.input), big(result.reconstruction))
+    slider = (result.input, result.reconstruction)
     summary = (
         f"**Reconstruction error:** MSE {result.mse:.4f} (pixels in [0, 1]) · PSNR {result.psnr:.1f} dB · "
         f"latent dimensions: {len(result.mu)}"
     )
     plot = posterior_frame(result.mu, result.std)
-    samples = [(big(sample), f"z ~ q(z|x) #{i + 1}") for i, sample in enumerate(result.samples)]
-    return steps, slider, upscale(heatmap(result.error), ZOOM), summary, plot, samples
+    samples = [(sample, f"z ~ q(z|x) #{i + 1}") for i, sample in enumerate(result.samples)]
+    return steps, slider, heatmap(result.error), summary, plot, samples
 
 
 @friendly
@@ -220,8 +238,8 @@ def interpolate(
     b = read_upload(image_b).image if image_b is not None else None
     frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))
     strip = grid_from_frames(frames)
-    gif = save_output(gif_bytes([big(frame) for frame in frames]), ".gif")
-    return big(strip), gif, gif
+    gif = save_output(gif_bytes([upscale(frame, GIF_ZOOM) for frame in frames]), ".gif")
+    return strip, gif, gif
 
 
 @friendly
@@ -241,7 +259,7 @@ def edit(
     prepared = read_upload(image).image
     params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
     edited, projected = lab.edit(prepared, params)
-    return big(prepared), big(edited), (big(edited), big(projected))
+    return prepared, edited, (edited, projected)
 
 
 def ping() -> str:
@@ -330,24 +348,33 @@ def build_demo() -> gr.Blocks:
                         label="Grid",
                         format="png",
                         elem_id="generate-grid",
+                        elem_classes="enlarge",
                         buttons=["download", "fullscreen"],
                         height=480,
                     )
                     g_compare_out = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
-                    g_gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320)
+                    g_gallery = gr.Gallery(
+                        label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery"
+                    )
                     g_file = gr.File(label="Download grid (PNG, 28x28 tiles)")
             g_inputs = [g_model, g_seed, g_num, g_trunc, g_temp, g_compare, g_label]
-            g_outputs = [g_grid, g_gallery, g_file, g_compare_out]
-            g_run.click(generate, g_inputs, g_outputs, api_name="generate")
-            g_dice.click(random_seed, None, g_seed, api_visibility="private").then(
-                generate, g_inputs, g_outputs, api_visibility="private"
+            g_outputs = [g_grid, g_file, g_compare_out]
+
+            def on_generate(trigger, **options) -> None:
+                """Wire `trigger` to generate, then to the gallery of single images."""
+                event = trigger(generate, g_inputs, g_outputs, **options)
+                event.success(singles, g_inputs, g_gallery, api_visibility="private")
+
+            on_generate(g_run.click, api_name="generate")
+            on_generate(
+                g_dice.click(random_seed, None, g_seed, api_visibility="private").then, api_visibility="private"
             )
             g_model.change(knob_visibility, g_model, [g_trunc, g_temp, g_label], api_visibility="private")
             g_model.change(model_card, g_model, g_card, api_visibility="private")
-            g_label.change(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
+            on_generate(g_label.change, api_visibility="private", trigger_mode="always_last")
             for slider in (g_num, g_trunc, g_temp):
-                slider.release(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
-            g_compare.change(generate, g_inputs, g_outputs, api_visibility="private", trigger_mode="always_last")
+                on_generate(slider.release, api_visibility="private", trigger_mode="always_last")
+            on_generate(g_compare.change, api_visibility="private", trigger_mode="always_last")
 
         with gr.Tab("Round trip", id="roundtrip"):
             gr.Markdown(ROUNDTRIP_TEXT)
@@ -363,8 +390,15 @@ def build_demo() -> gr.Blocks:
                 with gr.Column(scale=2):
                     r_steps = gr.Gallery(label="Preprocessing to 28x28", columns=5, format="png", height=240)
                     with gr.Row():
-                        r_slider = gr.ImageSlider(label="Before / after", format="png", elem_id="roundtrip-slider")
-                        r_heat = gr.Image(label="Per-pixel error (black 0 → white 1)", format="png")
+                        r_slider = gr.ImageSlider(
+                            label="Before / after", format="png", elem_id="roundtrip-slider", elem_classes="enlarge"
+                        )
+                        r_heat = gr.Image(
+                            label="Per-pixel error (black 0 → white 1)",
+                            format="png",
+                            elem_classes="enlarge",
+                            height=300,
+                        )
                     r_summary = gr.Markdown()
                     r_plot = gr.LinePlot(
                         x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
@@ -401,8 +435,10 @@ def build_demo() -> gr.Blocks:
                             i_image_b = image_input("Image B")
                     i_run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
                 with gr.Column(scale=2):
-                    i_strip = gr.Image(label="Path from A to B", format="png", elem_id="interpolate-strip")
-                    i_gif = gr.Image(label="Animation", type="filepath")
+                    i_strip = gr.Image(
+                        label="Path from A to B", format="png", elem_id="interpolate-strip", elem_classes="enlarge"
+                    )
+                    i_gif = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=300)
                     i_file = gr.File(label="Download GIF")
             i_inputs = [i_model, i_seed_a, i_seed_b, i_steps, i_method, i_image_a, i_image_b, i_label]
             i_outputs = [i_strip, i_gif, i_file]
@@ -431,9 +467,19 @@ def build_demo() -> gr.Blocks:
                     e_run = gr.Button("Apply and project onto the model", variant="primary", elem_id="edit-button")
                 with gr.Column(scale=2):
                     with gr.Row():
-                        e_prepared = gr.Image(label="Your image at 28x28", format="png")
-                        e_edited = gr.Image(label="Edited (live preview)", format="png", elem_id="edit-preview")
-                    e_slider = gr.ImageSlider(label="Edited / projected onto the VAE", format="png")
+                        e_prepared = gr.Image(
+                            label="Your image at 28x28", format="png", elem_classes="enlarge", height=300
+                        )
+                        e_edited = gr.Image(
+                            label="Edited (live preview)",
+                            format="png",
+                            elem_id="edit-preview",
+                            elem_classes="enlarge",
+                            height=300,
+                        )
+                    e_slider = gr.ImageSlider(
+                        label="Edited / projected onto the VAE", format="png", elem_classes="enlarge"
+                    )
             e_inputs = [e_image, e_crop, e_angle, e_flip_h, e_flip_v, e_scale, e_tx, e_ty, e_shx, e_shy]
             e_outputs = [e_prepared, e_edited, e_slider]
             e_run.click(edit, e_inputs, e_outputs, api_name="edit")
@@ -444,7 +490,7 @@ def build_demo() -> gr.Blocks:
                 box.input(edit, e_inputs, e_outputs, api_visibility="private", trigger_mode="always_last")
 
         gr.api(ping, api_name="ping")
-        demo.load(generate, g_inputs, g_outputs, api_visibility="private")
+        on_generate(demo.load, api_visibility="private")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
@@ -497,13 +543,7 @@ def main() -> None:
         lab = Lab(args.device)
         demo = build_demo()
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        max_file_size=MAX_FILE_BYTES,
-        show_error=True,
-    )
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_OPTIONS)
 
 
 if __name__ == "__main__":

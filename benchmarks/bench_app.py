@@ -51,7 +51,9 @@ def main() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
+    )
     client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
     example = handle_file(str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0]))
     endpoints = {

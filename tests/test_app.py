@@ -19,13 +19,15 @@ def test_demo_is_built_at_import_with_the_bundled_models():
 
 
 def test_generate_gives_grid_gallery_and_download():
-    grid, gallery, download, compare = app.generate("dcgan", 3, 6)
-    assert grid.shape == (app.ZOOM * (2 * 30 + 2), app.ZOOM * (3 * 30 + 2))
-    assert len(gallery) == 6 and gallery[0][1] == "seed 3" and gallery[0][0].shape == (224, 224)
+    grid, download, compare = app.generate("dcgan", 3, 6)
+    assert grid.shape == (2 * 30 + 2, 3 * 30 + 2)
     assert Image.open(download).size == (3 * 30 + 2, 2 * 30 + 2)
     assert compare["visible"] is False
     again = app.generate("dcgan", 3, 6)
-    assert np.array_equal(grid, again[0]) and again[2] == download
+    assert np.array_equal(grid, again[0]) and again[1] == download
+    gallery = app.singles("dcgan", 3, 6)
+    assert len(gallery) == 6 and gallery[0][1] == "seed 3" and gallery[0][0].shape == (28, 28)
+    assert np.array_equal(gallery[4][0], grid[32:60, 32:60]), "image 4 is the grid's row 1, column 1"
 
 
 def test_model_card_panel_names_the_model():
@@ -59,8 +61,8 @@ def test_generate_refuses_bad_numbers(kwargs):
 def test_roundtrip_from_a_file_and_from_a_drawing():
     steps, slider, heat, summary, plot, samples = app.roundtrip(str(EXAMPLE))
     assert [name.split(". ", 1)[1] for _, name in steps][-1].startswith("resized to 28x28")
-    assert slider[0].shape == slider[1].shape == (224, 224)
-    assert heat.shape == (224, 224, 3) and "PSNR" in summary
+    assert slider[0].shape == slider[1].shape == (28, 28)
+    assert heat.shape == (28, 28, 3) and "PSNR" in summary
     assert set(plot["statistic"]) == {"mean", "standard deviation"} and len(samples) == 8
 
     canvas = np.zeros((400, 400, 4), np.uint8)
@@ -84,7 +86,7 @@ def test_roundtrip_refuses_bad_uploads(image, words):
 
 def test_interpolate_gives_strip_and_gif():
     strip, animation, download = app.interpolate("dcgan", 0, 1, 5, "slerp")
-    assert strip.shape == (224, app.ZOOM * (5 * 28 + 4 * 2))
+    assert strip.shape == (28, 5 * 28 + 4 * 2)
     gif = Image.open(download)
     assert animation == download and gif.n_frames == 2 * 5 - 2
     with pytest.raises(gr.Error):
@@ -92,12 +94,12 @@ def test_interpolate_gives_strip_and_gif():
     with pytest.raises(gr.Error, match="no encoder"):
         app.interpolate("dcgan", 0, 1, 4, image_a=str(EXAMPLE))
     strip, *_ = app.interpolate("vae", 0, 1, 4, "lerp", str(EXAMPLE), None)
-    assert strip.shape[0] == 224
+    assert strip.shape[0] == 28
 
 
 def test_edit_previews_and_projects():
     prepared, edited, (before, after) = app.edit(str(EXAMPLE), angle=90, flip_h=True)
-    assert prepared.shape == edited.shape == before.shape == after.shape == (224, 224)
+    assert prepared.shape == edited.shape == before.shape == after.shape == (28, 28)
     assert not np.array_equal(prepared, edited)
     assert np.array_equal(app.edit(str(EXAMPLE))[1], prepared), "no edit, no change"
     with pytest.raises(gr.Error):

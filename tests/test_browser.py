@@ -33,7 +33,9 @@ def page():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
@@ -68,6 +70,7 @@ def test_generate_tab(page):
         "src => { const img = document.querySelector('#generate-grid img'); return img && img.src !== src; }",
         arg=first,
     )
+    page.locator("#generate-gallery img").first.wait_for()  # the single images follow the grid
     page.screenshot(path=ARTIFACTS / "generate.png", full_page=True)
 
 
