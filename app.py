@@ -268,6 +268,7 @@ def ping() -> str:
 
 
 def random_seed() -> int:
+    """A fresh seed for the dice button (randomness here is the point; everything after is seeded)."""
     return random.randint(0, 2**31 - 1)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from .data import CLASS_NAMES, class_index
 from .dcgan import generator_layers, init_weights
-from .hub import REPO_URL, HubModelMixin
+from .hub import HubModelMixin
 from .latent import seed_to_z
 
 
@@ -33,7 +33,6 @@ class ConditionalGenerator(
     library_name="genmodels",
     tags=["cgan", "gan", "conditional-image-generation", "fashion-mnist"],
     license="mit",
-    repo_url=REPO_URL,
 ):
     """(z (B, latent_dim), labels (B,)) -> images (B, 1, 28, 28) in [-1, 1]."""
 

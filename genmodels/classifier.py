@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .data import CLASS_NAMES
-from .hub import REPO_URL, HubModelMixin
+from .hub import HubModelMixin
 
 
 @dataclass
@@ -41,7 +41,6 @@ class Classifier(
     library_name="genmodels",
     tags=["image-classification", "fashion-mnist"],
     license="mit",
-    repo_url=REPO_URL,
     pipeline_tag="image-classification",
 ):
     """Images (B, 1, 28, 28) in [-1, 1] -> class logits (B, num_classes)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .hub import REPO_URL, HubModelMixin
+from .hub import HubModelMixin
 from .latent import seed_to_z
 
 
@@ -34,7 +34,6 @@ class Generator(
     library_name="genmodels",
     tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
     license="mit",
-    repo_url=REPO_URL,
     pipeline_tag="unconditional-image-generation",
 ):
     """z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from huggingface_hub import (
     EvalResult,
     HfApi,
@@ -30,7 +29,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-REPO_URL = "https://github.com/genmodels-lab/genmodels"
 
 
 class HubModelMixin(PyTorchModelHubMixin):
@@ -233,8 +231,3 @@ def push_folder(folder: str | Path, repo_id: str, token: str | None = None) -> s
     except Exception as exc:  # network, auth, permissions: all end the same way for the user
         raise ValueError(f"Could not push {folder} to {repo_id}: {exc}") from exc
     return str(commit.commit_url)
-
-
-def num_parameters(model: torch.nn.Module) -> int:
-    """Number of parameters of a model."""
-    return sum(p.numel() for p in model.parameters())

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import REPO_URL, HubModelMixin
+from .hub import HubModelMixin
 from .latent import seed_to_mixture_z, seed_to_z
 
 
@@ -40,7 +40,6 @@ class VAE(
     library_name="genmodels",
     tags=["vae", "fashion-mnist", "unconditional-image-generation"],
     license="mit",
-    repo_url=REPO_URL,
     pipeline_tag="unconditional-image-generation",
 ):
     """encode: images -> (mu, logvar); decode: z -> images; forward returns all three."""
