@@ -34,6 +34,7 @@ from genmodels.images import (
     grid,
     heatmap,
     png_bytes,
+    row,
     upscale,
 )
 from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
@@ -237,7 +238,7 @@ def interpolate(
     a = read_upload(image_a).image if image_a is not None else None
     b = read_upload(image_b).image if image_b is not None else None
     frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))
-    strip = grid_from_frames(frames)
+    strip = row(frames)
     gif = save_output(gif_bytes([upscale(frame, GIF_ZOOM) for frame in frames]), ".gif")
     return strip, gif, gif
 
@@ -502,15 +503,6 @@ def build_demo() -> gr.Blocks:
 def to_uint8_list(images: torch.Tensor) -> list[np.ndarray]:
     """Model output (N, 1, 28, 28) in [-1, 1] -> list of uint8 (28, 28)."""
     return list(to_uint8(images).numpy())
-
-
-def grid_from_frames(frames: list[np.ndarray]) -> np.ndarray:
-    """One row of frames with 2-pixel gaps."""
-    gap = np.zeros((frames[0].shape[0], 2), dtype=np.uint8)
-    parts = []
-    for frame in frames:
-        parts += [frame, gap]
-    return np.concatenate(parts[:-1], axis=1)
 
 
 def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:

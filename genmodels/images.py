@@ -25,6 +25,15 @@ def grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarr
     return tiled[0].numpy()
 
 
+def row(frames: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """uint8 images of equal height side by side, `gap` black pixels between them (no outer border)."""
+    spacer = np.zeros((frames[0].shape[0], gap), dtype=np.uint8)
+    parts = []
+    for frame in frames:
+        parts += [frame, spacer]
+    return np.concatenate(parts[:-1], axis=1)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """Encode a uint8 (H, W) image as PNG bytes (deterministic: no timestamps or metadata)."""
     buffer = io.BytesIO()

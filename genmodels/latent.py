@@ -23,6 +23,14 @@ def _check_seed(seed: int) -> int:
     return seed
 
 
+def _check_seeds(seed: int, num: int) -> None:
+    """Seeds seed..seed+num-1 must all be valid, and num in 1..MAX_NUM."""
+    _check_seed(seed)
+    if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_NUM:
+        raise ValueError(f"Number of latents must be an integer in 1..{MAX_NUM}, got {num!r}.")
+    _check_seed(seed + num - 1)  # the last image's seed must fit too
+
+
 def seed_to_z(
     seed: int,
     num: int,
@@ -36,10 +44,7 @@ def seed_to_z(
     With `truncation=t`, any component with |z| > t is redrawn (BigGAN's truncation trick):
     smaller t trades variety for typical, cleaner samples.
     """
-    _check_seed(seed)
-    if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_NUM:
-        raise ValueError(f"Number of latents must be an integer in 1..{MAX_NUM}, got {num!r}.")
-    _check_seed(seed + num - 1)  # the last image's seed must fit too
+    _check_seeds(seed, num)
     if truncation is not None and not (truncation > 0 and truncation == truncation):
         raise ValueError(f"Truncation must be a positive number, got {truncation}.")
     rows = []
@@ -67,10 +72,7 @@ def seed_to_mixture_z(
     weights (K,), means (K, d), scale_trils (K, d, d) lower-triangular: component k is
     N(means[k], L_k L_k^T). `temperature` scales the draw around its component's mean.
     """
-    _check_seed(seed)
-    if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= MAX_NUM:
-        raise ValueError(f"Number of latents must be an integer in 1..{MAX_NUM}, got {num!r}.")
-    _check_seed(seed + num - 1)
+    _check_seeds(seed, num)
     weights, means, scale_trils = weights.cpu().double(), means.cpu().double(), scale_trils.cpu().double()
     rows = []
     for i in range(num):

@@ -63,3 +63,10 @@ def test_gif_loops_back_and_forth():
 def test_fit_for_display_enlarges_small_and_shrinks_large_images():
     assert fit_for_display(np.zeros((28, 28), np.uint8)).shape == (224, 224)
     assert fit_for_display(np.zeros((1000, 500), np.uint8)).shape == (224, 112)
+
+
+def test_row_puts_frames_side_by_side_with_gaps():
+    frames = [np.full((28, 28), 255, np.uint8)] * 3
+    strip = row(frames)
+    assert strip.shape == (28, 3 * 28 + 2 * 2)
+    assert strip[:, 28:30].max() == 0 and strip[:, :28].min() == 255
