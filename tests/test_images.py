@@ -15,6 +15,7 @@ from genmodels.images import (
     grid,
     heatmap,
     png_bytes,
+    row,
     save_images,
     upscale,
 )
