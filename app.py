@@ -3,6 +3,9 @@
     python app.py                          # http://127.0.0.1:7860, bundled checkpoints, best device
     python app.py --device cpu --port 8000
     python app.py --share                  # also a public *.gradio.live link
+    python app.py --hub-repo dcgan=OWNER/NAME@REVISION   # a checkpoint from the Hugging Face Hub
+
+On a Space, set GENMODELS_HUB_REPOS="dcgan=OWNER/NAME@REVISION vae=..." instead of --hub-repo.
 
 This file only lays out the page and wires events; every computation lives in `genmodels`
 (`genmodels.lab.Lab` for the actions, `genmodels.images` / `genmodels.preprocess` for pictures).
@@ -40,7 +43,7 @@ from genmodels.images import (
 from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
 from genmodels.latent import MAX_SEED
 from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, prepare_upload
-from genmodels.registry import MODELS
+from genmodels.registry import MODELS, parse_model_repos
 
 logger = logging.getLogger("app")
 
@@ -320,6 +323,7 @@ def build_demo() -> gr.Blocks:
         status = f"Running on **{lab.device}** with models: {', '.join(lab.models) or 'none'}."
         if lab.broken:
             status += " ⚠️ Not loaded: " + "; ".join(f"**{name}** ({why})" for name, why in lab.broken.items())
+        status += "".join(f"\n- {notice}" for notice in lab.notices)
         gr.Markdown(status, elem_id="status")
 
         with gr.Tab("Generate", id="generate"):
@@ -517,8 +521,25 @@ def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:
     )
 
 
+def make_lab(device: str, repos: list[str] | str) -> Lab:
+    """The lab on `device` with the Hub checkpoints `repos` (MODEL=OWNER/NAME[@REVISION] specs).
+
+    Specs that do not parse are reported on the page and skipped: the app always starts.
+    """
+    try:
+        sources = parse_model_repos(repos)
+    except ValueError as exc:
+        logger.warning("Hub repos ignored: %s", exc)
+        sources, problem = {}, [f"Hub repos ignored: {exc}"]
+    else:
+        problem = []
+    built = Lab(device, sources)
+    built.notices[:0] = problem
+    return built
+
+
 # Built at import so `from app import demo` works (tests, `gradio app.py` reload mode, Spaces).
-lab = Lab(os.environ.get("GENMODELS_DEVICE", "auto"))
+lab = make_lab(os.environ.get("GENMODELS_DEVICE", "auto"), os.environ.get("GENMODELS_HUB_REPOS", ""))
 demo = build_demo()
 
 
@@ -528,12 +549,23 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run")
+    parser.add_argument(
+        "--hub-repo",
+        action="append",
+        default=[],
+        metavar="MODEL=OWNER/NAME[@REVISION]",
+        help="load MODEL from this Hub repo (repeatable); falls back to the bundled checkpoint",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        parse_model_repos(args.hub_repo)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     global lab, demo
-    if resolve_device(args.device) != lab.device:
-        lab = Lab(args.device)
+    if args.hub_repo or resolve_device(args.device) != lab.device:
+        lab = make_lab(args.device, " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo]))
         demo = build_demo()
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_OPTIONS)

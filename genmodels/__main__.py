@@ -4,6 +4,7 @@ python -m genmodels sample --model dcgan --num 64 --seed 0 --out grid.png
 python -m genmodels sample --model vae --num 16 --seed 3 --temperature 0.8 --out z.npy
 python -m genmodels sample --model cgan --label Sneaker --num 64 --seed 0 --out sneakers.png
 python -m genmodels evaluate [--models dcgan vae] [--num 10000] [--json]
+python -m genmodels push --model dcgan --repo OWNER/NAME [--checkpoint FOLDER] [--private]
 python -m genmodels models
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -54,6 +56,26 @@ def _evaluate(args: argparse.Namespace) -> None:
             print(f"Updated {path}", file=sys.stderr)
 
 
+def _push(args: argparse.Namespace) -> None:
+    """Upload a checkpoint folder (config, weights, model card, sample grid) to a Hub model repo."""
+    from .hub import CARD_FILE, HubRepo, card_metrics, push_folder
+
+    entry = get_entry(args.model)
+    repo = HubRepo.parse(args.repo)
+    if repo.revision:
+        raise ValueError("--repo takes OWNER/NAME without @REVISION: a push creates a new commit on main.")
+    folder = Path(args.checkpoint) if args.checkpoint else entry.checkpoint_path
+    load_model(entry.name, source=folder)  # only a checkpoint that loads is pushed
+    if not card_metrics(folder):
+        print(
+            f"warning: {folder / CARD_FILE} has no evaluation results; "
+            "`python -m genmodels evaluate --update-cards` adds them.",
+            file=sys.stderr,
+        )
+    url = push_folder(folder, repo.repo_id, private=args.private)
+    print(f"Pushed {folder} to {url}")
+
+
 def _models(args: argparse.Namespace) -> None:
     """List the registry: name, kind, bundled checkpoint and whether it is present."""
     for entry in MODELS.values():
@@ -87,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
     evaluation.add_argument("--update-cards", action="store_true", help="write the numbers into the model cards")
     evaluation.set_defaults(func=_evaluate)
+
+    push = commands.add_parser("push", help="upload a checkpoint and its model card to the Hugging Face Hub")
+    push.add_argument("--model", required=True, choices=list(MODELS), help="model family of the checkpoint")
+    push.add_argument("--repo", required=True, metavar="OWNER/NAME", help="Hub model repo (created if missing)")
+    push.add_argument("--checkpoint", default=None, help="checkpoint folder instead of the bundled one")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.set_defaults(func=_push)
 
     models = commands.add_parser("models", help="list the models in the registry")
     models.set_defaults(func=_models)

@@ -15,7 +15,7 @@ import torch
 
 from .classifier import accuracy
 from .data import CLASS_NAMES, load_fashion_mnist, to_tensor
-from .hub import update_card_evaluation
+from .hub import METRIC_NAMES, update_card_evaluation
 from .latent import seed_to_z
 from .metrics import (
     classifier_outputs,
@@ -141,6 +141,14 @@ def evaluate(
 CARD_KEYS = ("fidc", "kidc", "precision", "recall", "is", "class_match")
 
 
+def card_task(name: str) -> str:
+    """The model-index task type of family `name`."""
+    entry = MODELS[name]
+    if not entry.generative:
+        return "image-classification"
+    return "conditional-image-generation" if entry.conditional else "unconditional-image-generation"
+
+
 def update_cards(report: dict[str, Any]) -> list[Path]:
     """Write each evaluated model's numbers into its bundled checkpoint's model card."""
     table = markdown(report)
@@ -151,15 +159,53 @@ def update_cards(report: dict[str, Any]) -> list[Path]:
             metrics = {key: row[key] for key in CARD_KEYS if key in row}
             if f"{name}_reconstruction_psnr_db" in report:
                 metrics["psnr_db"] = report[f"{name}_reconstruction_psnr_db"]
-            task = "conditional-image-generation" if entry.conditional else "unconditional-image-generation"
         elif name == "classifier":
-            metrics, task = {"accuracy": report["classifier_accuracy"]}, "image-classification"
+            metrics = {"accuracy": report["classifier_accuracy"]}
         else:
             continue
         section = f"Measured by `python -m genmodels evaluate --num {report['num']} --update-cards`:\n\n{table}"
-        update_card_evaluation(entry.checkpoint_path, task, metrics, section)
+        update_card_evaluation(entry.checkpoint_path, card_task(name), metrics, section)
         written.append(entry.checkpoint_path / "README.md")
     return written
+
+
+def evaluate_checkpoint(
+    name: str, folder: str | Path, num: int = 10_000, device: str = "cpu", data_dir: str | Path | None = None
+) -> dict[str, float]:
+    """Score one checkpoint folder of family `name` and write the numbers into its model card.
+
+    Generative models get FIDc, KIDc, precision, recall and IS from `num` samples (and the VAE its
+    reconstruction PSNR, the cGAN its class match); the classifier its test accuracy.
+    """
+    test = load_fashion_mnist("test", data_dir)
+    test_x = to_tensor(test.images)
+    model = load_model(name, device, folder)
+    if not MODELS[name].generative:
+        metrics = {"accuracy": round(accuracy(model, test_x, test.labels), 4)}
+    else:
+        classifier = load_model("classifier", device)
+        reference, _ = classifier_outputs(classifier, test_x)
+        images, labels = generate_set(model, num, MODELS[name].conditional)
+        row = score(classifier, reference, images, labels)
+        metrics = {key: row[key] for key in CARD_KEYS if key in row}
+        if hasattr(model, "reconstruct"):
+            metrics["psnr_db"] = vae_psnr(model, test_x)
+    lines = [
+        f"Measured on the {len(test_x)} Fashion-MNIST test images"
+        + (
+            f" with {num} samples (seeds 0-{num - 1}) in our classifier's feature space"
+            if MODELS[name].generative
+            else ""
+        )
+        + " when training finished. `python -m genmodels evaluate` puts these next to the floor, the noise"
+        " ceiling and the other models.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {METRIC_NAMES.get(key, key)} | {value} |" for key, value in metrics.items()),
+    ]
+    update_card_evaluation(folder, card_task(name), metrics, "\n".join(lines))
+    return metrics
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -9,7 +9,9 @@ a `ValueError` instead of silently keeping random weights.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,18 @@ from huggingface_hub import (
     ModelCard,
     ModelCardData,
     PyTorchModelHubMixin,
+    constants,
     get_token,
     hf_hub_download,
 )
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HFValidationError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 from safetensors.torch import load_model
 
@@ -75,6 +86,72 @@ class HubModelMixin(PyTorchModelHubMixin):
             raise ValueError(f"{weights} is not a valid {cls.__name__} checkpoint: {exc}") from exc
         model.eval()
         return model
+
+
+REVISION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")  # a branch, tag or commit hash
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """A model repository on the Hub, optionally pinned to a revision (branch, tag or commit)."""
+
+    repo_id: str
+    revision: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HubRepo:
+        """`OWNER/NAME` or `OWNER/NAME@REVISION`, validated; a ValueError says what is wrong.
+
+        Only Hub ids are accepted, never local paths: no leading `/` or `.`, no `..`, one `/`.
+        """
+        repo_id, _, revision = text.strip().partition("@")
+        if repo_id.count("/") != 1:
+            raise ValueError(f"{text!r} is not a Hub model id: write OWNER/NAME or OWNER/NAME@REVISION.")
+        try:
+            validate_repo_id(repo_id)
+        except HFValidationError as exc:
+            raise ValueError(f"{text!r} is not a valid Hub model id: {exc}") from exc
+        if revision and (not REVISION_PATTERN.fullmatch(revision) or ".." in revision):
+            raise ValueError(f"{revision!r} is not a valid revision: use a branch, a tag or a commit hash.")
+        return cls(repo_id, revision or None)
+
+    def __str__(self) -> str:
+        return f"{self.repo_id}@{self.revision}" if self.revision else self.repo_id
+
+
+def download_checkpoint(repo: HubRepo, cache_dir: str | Path | None = None) -> Path:
+    """Fetch `config.json`, `model.safetensors` and (if present) the card of `repo`; return the folder.
+
+    The folder is a snapshot in the Hub cache, ready for `from_pretrained`. Honours `HF_ENDPOINT`
+    and `HF_HUB_OFFLINE` (then only the cache is used). Every failure is a ValueError in plain words:
+    the repo or revision does not exist, it has no safetensors weights (pickled ones are never
+    fetched), or the Hub cannot be reached and the files are not cached.
+    """
+
+    def fetch(filename: str) -> Path:
+        return Path(hf_hub_download(repo.repo_id, filename, revision=repo.revision, cache_dir=cache_dir))
+
+    try:
+        folder = fetch(CONFIG_FILE).parent
+        fetch(WEIGHTS_FILE)
+    except RevisionNotFoundError as exc:
+        raise ValueError(f"{repo}: the revision {repo.revision!r} does not exist.") from exc
+    except RepositoryNotFoundError as exc:
+        raise ValueError(f"{repo}: no such model repository on {constants.ENDPOINT} (or it is private).") from exc
+    except (OfflineModeIsEnabled, FileNotFoundError) as exc:  # LocalEntryNotFoundError is a FileNotFoundError
+        reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} cannot be reached"
+        raise ValueError(f"{repo}: {reason} and the files are not in the local cache.") from exc
+    except EntryNotFoundError as exc:
+        raise ValueError(
+            f"{repo} has no {CONFIG_FILE} + {WEIGHTS_FILE} checkpoint (pickled weights are never loaded)."
+        ) from exc
+    except (OSError, ValueError) as exc:  # HTTP errors, timeouts, a full disk
+        raise ValueError(f"{repo}: download failed: {exc}") from exc
+    try:
+        fetch(CARD_FILE)  # metrics for the model-card panel
+    except (OSError, ValueError, EntryNotFoundError):  # the card is optional: a repo without one still loads
+        pass
+    return folder
 
 
 def save_atomic(model: PyTorchModelHubMixin, folder: str | Path, card: str | None = None) -> Path:
@@ -211,17 +288,22 @@ def _format(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def push_folder(folder: str | Path, repo_id: str, token: str | None = None) -> str:
-    """Upload a checkpoint folder (config, weights, card, PNGs) to a Hub model repo; return its URL.
+def push_folder(folder: str | Path, repo_id: str, token: str | None = None, private: bool = False) -> str:
+    """Upload a checkpoint folder (config, weights, card, PNGs) to a Hub model repo; return the commit URL.
 
-    Raises ValueError with a plain sentence when there is no token or the Hub cannot be reached.
+    Raises ValueError with a plain sentence for an invalid repo id, a folder without a checkpoint,
+    no token, or a Hub that cannot be reached.
     """
+    HubRepo.parse(repo_id)
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE) if not (Path(folder) / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder} is not a complete checkpoint folder: {', '.join(missing)} missing.")
     token = token or get_token()
     if not token:
-        raise ValueError("No Hugging Face token: run `huggingface-cli login` or set $HF_TOKEN, then push again.")
+        raise ValueError("No Hugging Face token: run `hf auth login` or set $HF_TOKEN, then push again.")
     api = HfApi(token=token)
     try:
-        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private)
         commit = api.upload_folder(
             repo_id=repo_id,
             folder_path=str(folder),

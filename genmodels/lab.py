@@ -18,7 +18,7 @@ import torch
 from .data import class_index, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
-from .hub import card_metrics
+from .hub import HubRepo, card_metrics, download_checkpoint
 from .latent import MAX_SEED, interpolate, seed_to_z
 from .metrics import psnr
 from .registry import MODELS, load_model
@@ -71,21 +71,41 @@ def check_float(name: str, value: float, low: float, high: float) -> float:
 class Lab:
     """Loaded models plus the operations of each app tab."""
 
-    def __init__(self, device: str | torch.device = "auto", sources: dict[str, str | Path] | None = None):
+    def __init__(self, device: str | torch.device = "auto", sources: dict[str, str | Path | HubRepo] | None = None):
+        """Load every registry model on `device`: from `sources` (a folder or a Hub repo) or its bundled checkpoint.
+
+        A Hub repo that cannot be fetched or is not a valid checkpoint falls back to the bundled one,
+        with a line in `notices`; a model whose checkpoint does not load at all is left out and
+        named in `broken`. Either way the lab starts with what it has.
+        """
         self.device = resolve_device(device)
         self.models: dict[str, torch.nn.Module] = {}
         self.broken: dict[str, str] = {}  # name -> why it did not load
+        self.notices: list[str] = []  # where models came from when it was not the bundled checkpoint
         self.metrics: dict[str, dict[str, float]] = {}  # name -> evaluation results from its model card
         sources = sources or {}
         for name, entry in MODELS.items():
-            folder = sources.get(name, entry.checkpoint_path)
+            source = sources.get(name, entry.checkpoint_path)
+            if isinstance(source, HubRepo):
+                try:
+                    folder = download_checkpoint(source)
+                    self.models[name] = load_model(name, self.device, folder)
+                except (ValueError, OSError) as exc:
+                    self.notices.append(f"{name}: could not load {source} ({exc}); using the bundled checkpoint.")
+                    logger.warning(self.notices[-1])
+                    source = entry.checkpoint_path
+                else:
+                    self.notices.append(f"{name}: loaded from the Hub repo {source}.")
+                    logger.info(self.notices[-1])
+                    self.metrics[name] = card_metrics(folder)
+                    continue
             try:
-                self.models[name] = load_model(name, self.device, folder)
+                self.models[name] = load_model(name, self.device, source)
             except (ValueError, OSError) as exc:
                 self.broken[name] = str(exc)
                 logger.warning("Model %s did not load and is left out: %s", name, exc)
                 continue
-            self.metrics[name] = card_metrics(folder)
+            self.metrics[name] = card_metrics(source)
 
     # --- what is available -------------------------------------------------------------------
 

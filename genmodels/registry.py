@@ -15,6 +15,7 @@ from .cgan import CGANConfig, ConditionalGenerator
 from .classifier import Classifier, ClassifierConfig
 from .dcgan import DCGANConfig, Generator
 from .device import resolve_device
+from .hub import HubRepo
 from .vae import VAE, VAEConfig
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -111,3 +112,19 @@ def load_model(name: str, device: str | torch.device = "cpu", source: str | Path
         raise ValueError(f"Checkpoint folder {folder} for model {name!r} does not exist.")
     device = resolve_device(device)
     return entry.model_class.from_pretrained(str(folder), map_location=str(device))
+
+
+def parse_model_repos(specs: str | list[str]) -> dict[str, HubRepo]:
+    """`["dcgan=OWNER/NAME@REVISION", ...]` (or one string, separated by spaces or commas) -> {name: repo}.
+
+    Raises a ValueError naming the bad entry: an unknown model name or an invalid repo id or revision.
+    """
+    if isinstance(specs, str):
+        specs = specs.replace(",", " ").split()
+    repos = {}
+    for spec in specs:
+        name, sep, repo = spec.partition("=")
+        if not sep:
+            raise ValueError(f"{spec!r}: write MODEL=OWNER/NAME[@REVISION], e.g. dcgan=me/dcgan-fashion@v1.")
+        repos[get_entry(name.strip()).name] = HubRepo.parse(repo)
+    return repos

@@ -32,6 +32,8 @@ from genmodels.hub import model_card, push_folder, save_atomic, write_atomic
 DRY_RUN_IMAGES = 256  # training images used by --dry-run
 DRY_RUN_MAX_EPOCHS = 2
 DRY_RUN_BATCH = 32
+EVAL_SAMPLES = 10_000  # samples scored into the model card when a run finishes
+DRY_RUN_EVAL_SAMPLES = 200
 
 
 def make_parser(description: str, epochs: int, batch_size: int, lr: float, out: str) -> argparse.ArgumentParser:
@@ -174,8 +176,13 @@ def epoch_generator(args: argparse.Namespace, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(args.seed * 100_003 + epoch)
 
 
-def finish(run: Run, *, title: str, summary: str, tags: list[str], load_snippet: str) -> None:
-    """Write the model card with the exact commands and the last epoch's metrics, then push when asked."""
+def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], load_snippet: str) -> None:
+    """Write the model card (exact commands, last epoch's metrics, evaluation), then push when asked.
+
+    The evaluation (`genmodels.evaluate.evaluate_checkpoint`, registry family `family`) puts the
+    quality numbers into the card's metadata; a --dry-run skips it unless it pushes, and then uses
+    few samples.
+    """
     command = "\n".join(run.commands)  # one line per session: the start, then any --resume
     samples = sorted((run.folder / "samples").glob("epoch_*.png"))
     if samples:
@@ -201,6 +208,12 @@ def finish(run: Run, *, title: str, summary: str, tags: list[str], load_snippet:
         sample_file="samples.png" if samples else None,
     )
     write_atomic(run.checkpoint_dir / "README.md", card.encode("utf-8"))
+    if not run.args.dry_run or run.args.push_to_hub:
+        from genmodels.evaluate import evaluate_checkpoint  # torchmetrics is slow to import; only here
+
+        num = DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
+        metrics = evaluate_checkpoint(family, run.checkpoint_dir, num, str(run.device), run.args.data_dir)
+        print(f"Evaluation: {json.dumps(metrics)}", flush=True)
     print(f"Checkpoint: {run.checkpoint_dir}", flush=True)
     if run.args.push_to_hub:
         try:

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
 
     finish(
         run,
+        family="classifier",
         title="CNN classifier for Fashion-MNIST",
         summary="Two conv blocks (conv-BN-ReLU x2, max-pool) and a fully connected layer whose "
         f"{model.config.feature_dim}-d activations are the feature space of the project's quality "

@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.conditional:
         finish(
             run,
+            family="cgan",
             title="Class-conditional GAN for Fashion-MNIST",
             summary="A DCGAN-style generator fed [z, class embedding] and trained against the DCGAN "
             f"discriminator with a projection head (Miyato and Koyama 2018) with the {args.loss} loss"
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     finish(
         run,
+        family="dcgan",
         title="DCGAN generator for Fashion-MNIST",
         summary="A DCGAN (Radford et al. 2016) generator sized for 28x28 grayscale, trained adversarially "
         f"with the {args.loss} loss"

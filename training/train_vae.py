@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
     finish(
         run,
+        family="vae",
         title="Convolutional VAE for Fashion-MNIST",
         summary=f"A VAE with a {config.latent_dim}-d Gaussian latent and a {config.likelihood} decoder"
         + (" with a learned variance" if config.likelihood == "gaussian" else "")
