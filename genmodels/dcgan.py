@@ -26,6 +26,8 @@ class DCGANConfig:
     disc_width: int = 64  # channels of the discriminator's first layer (doubled after it)
     image_channels: int = 1  # grayscale
     spectral_norm: bool = False  # discriminator: spectral normalisation in place of BatchNorm (Miyato et al. 2018)
+    gen_hidden: int = 0  # > 0: a fully connected layer of this size between z and the 7x7 map (InfoGAN)
+    disc_hidden: int = 0  # > 0: a fully connected layer of this size before the discriminator's logit (InfoGAN)
 
 
 class Generator(
@@ -41,7 +43,7 @@ class Generator(
     def __init__(self, config: DCGANConfig):
         super().__init__()
         self.config = config
-        self.net = generator_layers(config.latent_dim, config.gen_width, config.image_channels)
+        self.net = generator_layers(config.latent_dim, config.gen_width, config.image_channels, config.gen_hidden)
         self.apply(init_weights)
 
     @property
@@ -72,17 +74,29 @@ class Discriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["d
         # Spectral normalisation bounds each layer's Lipschitz constant, which steadies training
         # without BatchNorm's dependence on the batch.
         sn = nn.utils.parametrizations.spectral_norm if config.spectral_norm else (lambda layer: layer)
-        norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(width * 2)
+
+        def norm(channels: int) -> nn.Module:
+            return nn.Identity() if config.spectral_norm else nn.BatchNorm2d(channels)
+
+        if config.disc_hidden:
+            # (B, 2w, 7, 7) -> (B, hidden, 1, 1) -> (B, 1, 1, 1): a 7x7 convolution is a linear map here
+            head = [
+                sn(nn.Conv2d(width * 2, config.disc_hidden, 7, 1, 0, bias=False)),
+                norm(config.disc_hidden),
+                nn.LeakyReLU(0.2, inplace=True),
+                sn(nn.Conv2d(config.disc_hidden, 1, 1, 1, 0)),
+            ]
+        else:
+            head = [sn(nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False))]  # -> (B, 1, 1, 1)
         self.net = nn.Sequential(
             # (B, 1, 28, 28) -> (B, w, 14, 14); no BatchNorm on the input layer (DCGAN paper)
             sn(nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False)),
             nn.LeakyReLU(0.2, inplace=True),
             # -> (B, 2w, 7, 7)
             sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)),
-            norm,
+            norm(width * 2),
             nn.LeakyReLU(0.2, inplace=True),
-            # -> (B, 1, 1, 1)
-            sn(nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False)),
+            *head,
         )
         if not config.spectral_norm:
             self.apply(init_weights)
@@ -91,9 +105,18 @@ class Discriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["d
         return self.net(x).flatten()
 
 
-def generator_layers(in_channels: int, width: int, image_channels: int) -> nn.Sequential:
-    """The DCGAN generator's layers: (B, in_channels, 1, 1) -> (B, image_channels, 28, 28) in [-1, 1]."""
+def generator_layers(in_channels: int, width: int, image_channels: int, hidden: int = 0) -> nn.Sequential:
+    """The DCGAN generator's layers: (B, in_channels, 1, 1) -> (B, image_channels, 28, 28) in [-1, 1].
+
+    With `hidden` > 0 a fully connected layer of that size (a 1x1 transposed convolution on the 1x1
+    input) comes first, as in the InfoGAN generator that Lucic et al. 2018 use for Fashion-MNIST.
+    """
+    head = []
+    if hidden:
+        head = [nn.ConvTranspose2d(in_channels, hidden, 1, 1, 0, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(True)]
+        in_channels = hidden
     return nn.Sequential(
+        *head,
         # (B, in_channels, 1, 1) -> (B, 2w, 7, 7)
         nn.ConvTranspose2d(in_channels, width * 2, 7, 1, 0, bias=False),
         nn.BatchNorm2d(width * 2),

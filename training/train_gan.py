@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latent-dim", type=int, default=DCGANConfig.latent_dim, help="size of z")
     parser.add_argument("--gen-width", type=int, default=DCGANConfig.gen_width, help="generator width")
     parser.add_argument("--disc-width", type=int, default=DCGANConfig.disc_width, help="discriminator width")
+    parser.add_argument("--gen-hidden", type=int, default=0, help="fully connected layer after z (0 = none)")
+    parser.add_argument("--disc-hidden", type=int, default=0, help="fully connected layer before D's logit (0 = none)")
     parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
     parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
             gen_width=args.gen_width,
             disc_width=args.disc_width,
             spectral_norm=args.spectral_norm,
+            gen_hidden=args.gen_hidden,
+            disc_hidden=args.disc_hidden,
         )
         generator, discriminator = Generator(config), Discriminator(config)
 
@@ -172,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
         title="DCGAN generator for Fashion-MNIST",
         summary="A DCGAN (Radford et al. 2016) generator sized for 28x28 grayscale, trained adversarially "
         f"with the {args.loss} loss"
+        + (
+            f", fully connected layers of {args.gen_hidden} (G) and {args.disc_hidden} (D) units as in InfoGAN"
+            if args.gen_hidden or args.disc_hidden
+            else ""
+        )
         + (", spectral normalisation in the discriminator" if args.spectral_norm else "")
         + (", learning rates decayed linearly to 0" if args.lr_decay else "")
         + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
