@@ -17,6 +17,7 @@ import argparse
 import base64
 import functools
 import hashlib
+import json
 import logging
 import os
 import random
@@ -40,7 +41,7 @@ from genmodels.images import (
     row,
     upscale,
 )
-from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
+from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab, check_float, check_int
 from genmodels.latent import MAX_SEED
 from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, prepare_upload
 from genmodels.registry import MODELS, parse_model_repos
@@ -266,6 +267,99 @@ def edit(
     return prepared, edited, (edited, projected)
 
 
+# --- shareable settings: a link that restores them, and JSON to copy and load back ---------------
+
+SETTINGS_DEFAULTS = {
+    "model": None,
+    "seed": 0,
+    "num": 16,
+    "truncation": 0.0,
+    "temperature": 1.0,
+    "label": CLASS_NAMES[0],
+}
+# Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
+LINK_JS = """
+(model, seed, num, truncation, temperature, label) => {
+  const url = new URL(window.location.href);
+  url.search = new URLSearchParams({model, seed, num, truncation, temperature, label}).toString();
+  url.hash = "";
+  navigator.clipboard?.writeText(url.toString()).catch(() => {});
+  return url.toString();
+}
+"""
+
+
+def checked_settings(settings: dict) -> tuple:
+    """Generate-tab settings (values may be strings, as in a URL) -> validated component values.
+
+    Missing keys take the defaults; unknown keys and bad values raise a ValueError naming them.
+    """
+    unknown = sorted(set(settings) - set(SETTINGS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown setting {unknown[0]!r}; settings are {', '.join(SETTINGS_DEFAULTS)}.")
+    values = {**SETTINGS_DEFAULTS, "model": (lab.generative() or [None])[0], **settings}
+    lab.model(str(values["model"]))  # a loaded generative model, or the ValueError that lists them
+    label = str(values["label"])
+    if label not in CLASS_NAMES:
+        raise ValueError(f"Unknown class {label!r}; choose one of {', '.join(CLASS_NAMES)}.")
+    return (
+        str(values["model"]),
+        check_int("Seed", _number(values["seed"]), 0, SEED_RANGE),
+        check_int("Number of images", _number(values["num"]), 1, MAX_IMAGES),
+        check_float("Truncation", _number(values["truncation"]), 0.0, MAX_TRUNCATION),
+        check_float("Temperature", _number(values["temperature"]), 0.0, MAX_TEMPERATURE),
+        label,
+    )
+
+
+def _number(value) -> float:
+    """A setting as a number: URL values arrive as strings; whole numbers stay exact ints."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number.") from None
+
+
+@friendly
+def settings_json(model: str, seed: int, num: int, truncation: float, temperature: float, label: str) -> str:
+    """The current Generate settings as JSON, for "Copy settings"."""
+    keys = list(SETTINGS_DEFAULTS)
+    return json.dumps(
+        dict(zip(keys, checked_settings(dict(zip(keys, (model, seed, num, truncation, temperature, label))))))
+    )
+
+
+@friendly
+def load_settings(text: str) -> tuple:
+    """Settings JSON (as "Copy settings" writes it) -> the Generate tab's controls."""
+    try:
+        settings = json.loads(text or "")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"The settings are not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    if not isinstance(settings, dict):
+        raise ValueError('Settings must be a JSON object such as {"model": "dcgan", "seed": 3}.')
+    return checked_settings(settings)
+
+
+def settings_from_url(request: gr.Request) -> tuple:
+    """On page load: the settings in the address (?model=cgan&seed=3...), if any, else leave the controls."""
+    params = dict(request.query_params) if request is not None else {}
+    params = {key: value for key, value in params.items() if key in SETTINGS_DEFAULTS}
+    if not params:
+        return tuple(gr.skip() for _ in SETTINGS_DEFAULTS)
+    try:
+        return checked_settings(params)
+    except ValueError as exc:
+        gr.Warning(f"The link's settings were not applied: {exc}")
+        return tuple(gr.skip() for _ in SETTINGS_DEFAULTS)
+
+
 def ping() -> str:
     """No-op endpoint: the round trip of the server itself, for the speed benchmark."""
     return "pong"
@@ -349,6 +443,17 @@ def build_demo() -> gr.Blocks:
                     g_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
                     g_compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
                     g_run = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                    with gr.Accordion("Share these settings", open=False, elem_id="share"):
+                        g_link_button = gr.Button("🔗 Link to this result", size="sm", elem_id="link-button")
+                        g_link = gr.Textbox(
+                            label="Link (copied): opening it restores the model, seed and settings",
+                            buttons=["copy"],
+                            elem_id="share-link",
+                        )
+                        g_json = gr.Code(language="json", label="Settings as JSON", elem_id="settings-json")
+                        with gr.Row():
+                            g_copy = gr.Button("Copy settings as JSON", size="sm", elem_id="copy-settings")
+                            g_load = gr.Button("Load these settings", size="sm", elem_id="load-settings")
                 with gr.Column(scale=2):
                     g_grid = gr.Image(
                         label="Grid",
@@ -381,6 +486,10 @@ def build_demo() -> gr.Blocks:
             for slider in (g_num, g_trunc, g_temp):
                 on_generate(slider.release, api_visibility="private", trigger_mode="always_last")
             on_generate(g_compare.change, api_visibility="private", trigger_mode="always_last")
+            g_settings = [g_model, g_seed, g_num, g_trunc, g_temp, g_label]
+            g_link_button.click(None, g_settings, g_link, js=LINK_JS)
+            g_copy.click(settings_json, g_settings, g_json, api_name="settings")
+            on_generate(g_load.click(load_settings, g_json, g_settings, api_name="load_settings").success)
 
         with gr.Tab("Round trip", id="roundtrip"):
             gr.Markdown(ROUNDTRIP_TEXT)
@@ -496,7 +605,10 @@ def build_demo() -> gr.Blocks:
                 box.input(edit, e_inputs, e_outputs, api_visibility="private", trigger_mode="always_last")
 
         gr.api(ping, api_name="ping")
-        on_generate(demo.load, api_visibility="private")
+        # The page opens on the settings in its address (a shared link), then generates.
+        on_generate(
+            demo.load(settings_from_url, None, g_settings, api_visibility="private").then, api_visibility="private"
+        )
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
@@ -545,8 +657,10 @@ demo = build_demo()
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the Latent Lab web app.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    # Defaults from Gradio's own variables, which a Hugging Face Space sets (0.0.0.0:7860).
+    host, port = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), int(os.environ.get("GRADIO_SERVER_PORT", 7860))
+    parser.add_argument("--host", default=host, help="interface to listen on (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=port, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the models run")
     parser.add_argument(
@@ -568,7 +682,19 @@ def main() -> None:
         lab = make_lab(args.device, " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo]))
         demo = build_demo()
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_OPTIONS)
+    demo.launch(
+        server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **LAUNCH_OPTIONS
+    )
+    if args.share and demo.share_url:
+        logger.info("Public link (anyone with it can use this app while it runs): %s", demo.share_url)
+    elif args.share:
+        logger.warning(
+            "No public link: the tunnel to gradio.live could not be made (no internet, or a firewall in the way). "
+            "The app is served locally only, at %s. To share it, deploy it as a Hugging Face Space "
+            "(README: Deploy as a Space) or run it with --host 0.0.0.0 on a machine others can reach.",
+            demo.local_url,
+        )
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -50,12 +50,16 @@ def check_int(name: str, value: float | int, low: int, high: int) -> int:
     """`value` as an int in [low, high], or a ValueError naming `name` (NaN, inf, fractions refused)."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{name} must be a whole number between {low} and {high}.")
-    number = float(value)
-    if not math.isfinite(number) or number != int(number):
-        raise ValueError(f"{name} must be a whole number between {low} and {high}, got {value}.")
-    if not low <= int(number) <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {int(number)}.")
-    return int(number)
+    if isinstance(value, (int, np.integer)):
+        number = int(value)  # exact: large seeds do not pass through a float
+    else:
+        number = float(value)
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError(f"{name} must be a whole number between {low} and {high}, got {value}.")
+        number = int(number)
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {number}.")
+    return number
 
 
 def check_float(name: str, value: float, low: float, high: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import numpy as np
@@ -104,3 +105,20 @@ def test_errors_come_back_as_messages_and_the_server_keeps_serving(client, tmp_p
     assert client.predict(api_name="/ping") == "pong"
     grid, *_ = client.predict(model="dcgan", seed=0, num=1, api_name="/generate")
     assert_picture(grid)
+
+
+def test_settings_round_trip_through_json(client):
+    text = client.predict(
+        model="cgan", seed=3, num=4, truncation=0.5, temperature=1.0, label="Bag", api_name="/settings"
+    )
+    assert json.loads(text) == {
+        "model": "cgan",
+        "seed": 3,
+        "num": 4,
+        "truncation": 0.5,
+        "temperature": 1.0,
+        "label": "Bag",
+    }
+    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag"]
+    with pytest.raises(AppError, match="Unknown setting"):
+        client.predict(text='{"seeed": 1}', api_name="/load_settings")

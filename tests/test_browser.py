@@ -112,3 +112,32 @@ def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path)
     open_tab(page, "Interpolate")
     page.locator("#interpolate-button").click()
     image_source(page, "#interpolate-strip")
+
+
+@needs_browser
+def test_a_shared_link_restores_the_settings_and_json_loads_back(page):
+    base = page.url.split("?")[0]
+    page.goto(f"{base}?model=cgan&seed=5&num=4&truncation=0.5&temperature=1&label=Sneaker")
+    page.wait_for_function("() => document.querySelector('#generate-seed input')?.value === '5'")
+    image_source(page, "#generate-grid")
+    assert page.get_by_label("Class").first.input_value() == "Sneaker"
+
+    page.locator("#share").get_by_text("Share these settings").click()
+    page.locator("#link-button").click()
+    page.wait_for_function("() => document.querySelector('#share-link textarea')?.value.includes('seed=5')")
+    link = page.locator("#share-link textarea").input_value()
+    assert "model=cgan" in link and "label=Sneaker" in link and "num=4" in link
+
+    page.locator("#copy-settings").click()
+    page.wait_for_function("() => document.querySelector('#settings-json')?.innerText.includes('\"seed\": 5')")
+    editor = page.locator("#settings-json .cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text('{"model": "vae", "seed": 9, "num": 2}')
+    page.locator("#load-settings").click()
+    page.wait_for_function("() => document.querySelector('#generate-seed input')?.value === '9'")
+    page.screenshot(path=ARTIFACTS / "share.png", full_page=True)
+
+    page.goto(f"{base}?seed=-3")  # a bad link: a warning, and the page keeps its defaults
+    page.get_by_text("were not applied", exact=False).first.wait_for()
+    image_source(page, "#generate-grid")

@@ -1,4 +1,4 @@
-"""The Hugging Face Hub round trip without the network.
+"""Publishing: the Hugging Face Hub round trip without the network, and --share.
 
 Pull: a loopback server (tests/hub_server.py) answers the Hub's file endpoints and `HF_ENDPOINT`
 points at it, in a subprocess because huggingface_hub reads the variable at import. Push: the
@@ -158,30 +158,45 @@ def test_pull_with_the_server_down_falls_back(tmp_path):
     assert any("cannot be reached" in notice for notice in got["notices"]), got["notices"]
 
 
+def serve_app(flags: list[str], env: dict) -> tuple[str, str]:
+    """Start `python app.py FLAGS` on a free port, return (its /config, its log) once it serves."""
+    port = free_port()
+    command = [sys.executable, "app.py", "--port", str(port), "--device", "cpu", *flags]
+    env = {**env, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    config = None
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
+                    config = response.read().decode()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.5)
+        time.sleep(1)  # let the messages that follow start-up reach the log
+    finally:
+        process.terminate()
+        log = process.communicate(timeout=30)[0].decode()
+    assert config is not None, f"the app did not start:\n{log}"
+    return config, log
+
+
 def test_app_starts_on_bundled_checkpoints_and_says_so(hub_repos, tmp_path):
     """`python app.py --hub-repo` with a missing repo: the page and the log both carry the notice."""
-    port = free_port()
     with HubServer(hub_repos) as server:
         env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
-        env.update(HF_ENDPOINT=server.endpoint, HF_HOME=str(tmp_path / "hf"), GRADIO_ANALYTICS_ENABLED="False")
-        command = [sys.executable, "app.py", "--port", str(port), "--device", "cpu", "--hub-repo", "dcgan=lab/nope"]
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            config = None
-            for _ in range(240):
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
-                        config = response.read().decode()
-                    break
-                except OSError:
-                    assert process.poll() is None, process.stdout.read().decode()
-                    time.sleep(0.5)
-            assert config is not None, "the app did not start"
-            assert "dcgan: could not load lab/nope" in config and "using the bundled checkpoint" in config
-        finally:
-            process.terminate()
-            log = process.communicate(timeout=30)[0].decode()
+        env.update(HF_ENDPOINT=server.endpoint, HF_HOME=str(tmp_path / "hf"))
+        config, log = serve_app(["--hub-repo", "dcgan=lab/nope"], env)
+    assert "dcgan: could not load lab/nope" in config and "using the bundled checkpoint" in config
     assert "could not load lab/nope" in log
+
+
+def test_share_says_whether_a_public_link_was_made(tmp_path):
+    """--share: a public link, or (as on a machine without internet) a clear message and local serving."""
+    config, log = serve_app(["--share"], {**os.environ, "HOME": str(tmp_path)})
+    assert "Public link" in log or ("No public link" in log and "served locally only" in log), log
 
 
 # --- push ---------------------------------------------------------------------------------------
@@ -269,3 +284,25 @@ def test_training_push_uploads_an_evaluated_card(fake_hub, tmp_path, monkeypatch
     assert {"fidc", "kidc", "precision", "recall", "is", "psnr_db"} <= set(values)
     assert "python -m training.train_vae --dry-run" in card.text and "![samples](samples.png)" in card.text
     shutil.rmtree(tmp_path / "run")
+
+
+# --- the Space's front matter -------------------------------------------------------------------
+
+
+def test_readme_front_matter_is_a_valid_space_config():
+    import yaml
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"]
+    assert (ROOT / meta["app_file"]).is_file() and meta["python_version"] == "3.11"
+    assert {"title", "emoji", "colorFrom", "colorTo", "license"} <= set(meta)
+    assert meta["colorFrom"] in {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
+    assert len(meta["short_description"]) <= 60
+    for repo in meta["models"]:
+        HubRepo.parse(repo)
+    assert sorted(repo.split("/")[1] for repo in meta["models"]) == sorted(e.checkpoint for e in MODELS.values())
+    body = text.split("---\n", 2)[2]
+    assert body.lstrip().startswith("# Latent Lab") and "pip install -r requirements.txt && python app.py" in body
