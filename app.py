@@ -55,13 +55,29 @@ CSS = """
 img { image-rendering: pixelated; }
 .enlarge img { width: 100% !important; height: 100% !important; object-fit: contain; }
 """
-EXAMPLES_DIR = Path(__file__).resolve().parent / "genmodels" / "examples"
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "genmodels" / "examples"
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "genmodels-app"
 MAX_OUTPUT_FILES = 500  # downloadable files kept on disk; the oldest go first
 QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
 CONCURRENCY = 2  # requests computed at once per event: one per CPU core of a small machine
 SEED_RANGE = MAX_SEED - MAX_IMAGES
-LAUNCH_OPTIONS = {"css": CSS, "max_file_size": MAX_FILE_BYTES, "show_error": True}  # main() and the tests
+# Files the server may hand out: only what Gradio itself created (uploads, outputs moved to its cache);
+# never the checkpoints, training runs, the repository's history or the Hub's local cache and token.
+ALLOWED_PATHS: list[str] = []
+BLOCKED_PATHS = [
+    str(ROOT / "checkpoints"),
+    str(ROOT / "runs"),
+    str(ROOT / ".git"),
+    str(Path.home() / ".cache" / "huggingface"),
+]
+LAUNCH_OPTIONS = {  # main() and the tests
+    "css": CSS,
+    "max_file_size": MAX_FILE_BYTES,
+    "show_error": True,
+    "allowed_paths": ALLOWED_PATHS,
+    "blocked_paths": BLOCKED_PATHS,
+}
 
 INTRO = f"""
 # Latent Lab · Fashion-MNIST

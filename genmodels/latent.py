@@ -8,6 +8,8 @@ one image with seed 5 gives the sixth image of a batch drawn with seed 0.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed accepts up to a signed 64-bit integer
@@ -45,8 +47,8 @@ def seed_to_z(
     smaller t trades variety for typical, cleaner samples.
     """
     _check_seeds(seed, num)
-    if truncation is not None and not (truncation > 0 and truncation == truncation):
-        raise ValueError(f"Truncation must be a positive number, got {truncation}.")
+    if truncation is not None and not (0 < truncation < math.inf):
+        raise ValueError(f"Truncation must be a positive finite number, got {truncation}.")
     rows = []
     for i in range(num):
         generator = torch.Generator(device="cpu").manual_seed(seed + i)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +125,28 @@ def test_settings_round_trip_through_json(client):
     assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag"]
     with pytest.raises(AppError, match="Unknown setting"):
         client.predict(text='{"seeed": 1}', api_name="/load_settings")
+
+
+def test_the_server_hands_out_only_what_it_created(client):
+    """No file outside Gradio's uploads and outputs: not the code, checkpoints, or system files."""
+    base = client.src.rstrip("/")
+    grid = client.predict(model="dcgan", seed=0, num=4, api_name="/generate")[0]
+    assert Path(grid).is_file()
+    for path in (
+        Path(app.__file__),
+        app.ROOT / "checkpoints" / "dcgan-fashion" / "model.safetensors",
+        Path("/etc/passwd"),
+    ):
+        status = http_status(f"{base}/gradio_api/file={path}")
+        assert status in (403, 404), f"{path} was served ({status})"
+    for path in ("/etc/passwd", str(app.ROOT / "app.py")):
+        with pytest.raises(AppError):  # a client cannot pass a server path off as an upload
+            client.predict(image={"path": path, "meta": {"_type": "gradio.FileData"}}, api_name="/roundtrip")
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

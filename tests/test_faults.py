@@ -1,9 +1,11 @@
-"""Faults: a training run killed at any moment resumes, and whatever checkpoint is on disk loads."""
+"""Faults: a training run killed at any moment resumes, and whatever checkpoint is on disk loads; the app
+starts without a broken checkpoint, survives a failing request, and holds up under a short load."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
 
+from benchmarks.bench_load import free_port, run_load, start_server
 from genmodels.checkpoint import load_training_state
 from genmodels.registry import load_model
 from tests.conftest import needs_data
@@ -70,3 +75,65 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_a_resumable_run(
     assert load_model("vae", source=tmp_path / "checkpoint") is not None
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2], "one metrics line per epoch, none repeated"
+
+
+def test_app_starts_without_a_corrupt_and_a_missing_checkpoint_and_names_them(tmp_path):
+    """A copy of the app whose VAE weights are truncated and whose cGAN folder is gone."""
+    for name in ("app.py", "genmodels", "checkpoints"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, tmp_path / name)
+    weights = tmp_path / "checkpoints" / "vae-fashion" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    shutil.rmtree(tmp_path / "checkpoints" / "cgan-fashion")
+
+    port = free_port()
+    server = start_server(port, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        config = json.dumps(client.config)
+        assert "Not loaded" in config and "**vae**" in config and "**cgan**" in config
+        grid, *_ = client.predict(model="dcgan", seed=0, num=4, api_name="/generate")
+        assert Path(grid).is_file(), "the remaining models serve"
+        with pytest.raises(AppError, match="vae"):  # the picker offers only the loaded models
+            client.predict(model="vae", seed=0, num=4, api_name="/generate")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_failing_request_spares_the_others_and_the_server(monkeypatch):
+    """An unexpected exception inside one request: that caller gets an error, everyone else their result."""
+    import app
+
+    real = app.lab.generate
+
+    def flaky(model, seed, *args, **kwargs):
+        if seed == 13:
+            raise RuntimeError("simulated failure inside the model")
+        return real(model, seed, *args, **kwargs)
+
+    monkeypatch.setattr(app.lab, "generate", flaky)
+    port = free_port()
+    app.demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
+    )
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        jobs = {seed: client.submit(model="dcgan", seed=seed, num=4, api_name="/generate") for seed in range(10, 17)}
+        for seed, job in jobs.items():
+            if seed == 13:
+                with pytest.raises(AppError):
+                    job.result(timeout=60)
+            else:
+                assert Path(job.result(timeout=60)[0]).is_file()
+        assert client.predict(api_name="/ping") == "pong"
+    finally:
+        app.demo.close()
+
+
+def test_a_short_load_leaves_no_errors_and_a_live_server():
+    """The load benchmark in small: 8 sessions, 80 requests over every endpoint (timings not asserted)."""
+    report = run_load(clients=8, requests=80)
+    assert report["errors"] == [] and report["completed"] == 80
+    assert report["server_alive"]
+    assert report["rss_after_mb"] - report["rss_before_mb"] < 150

@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +23,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
+from benchmarks.bench_load import free_port, start_server
 from genmodels import hub
 from genmodels.dcgan import DCGANConfig, Generator
 from genmodels.hub import HubRepo
@@ -72,12 +73,6 @@ def run_lab(repos: str, endpoint: str, hf_home: Path, offline: bool = False) -> 
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -161,26 +156,17 @@ def test_pull_with_the_server_down_falls_back(tmp_path):
 def serve_app(flags: list[str], env: dict) -> tuple[str, str]:
     """Start `python app.py FLAGS` on a free port, return (its /config, its log) once it serves."""
     port = free_port()
-    command = [sys.executable, "app.py", "--port", str(port), "--device", "cpu", *flags]
-    env = {**env, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    config = None
-    try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
-                    config = response.read().decode()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    break
-                time.sleep(0.5)
-        time.sleep(1)  # let the messages that follow start-up reach the log
-    finally:
-        process.terminate()
-        log = process.communicate(timeout=30)[0].decode()
-    assert config is not None, f"the app did not start:\n{log}"
-    return config, log
+    with tempfile.TemporaryFile() as output:
+        process = start_server(port, tuple(flags), env, output=output)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10) as response:
+                config = response.read().decode()
+            time.sleep(1)  # let the messages that follow start-up reach the log
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        output.seek(0)
+        return config, output.read().decode()
 
 
 def test_app_starts_on_bundled_checkpoints_and_says_so(hub_repos, tmp_path):
