@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genmodels.classifier import Classifier, ClassifierConfig, accuracy
-from genmodels.data import batches, to_tensor
+from genmodels.data import to_tensor
 from training.common import (
     epoch_generator,
     finish,
@@ -53,30 +53,39 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = start_run(args, {"classifier": model}, {"classifier": optimizer})
     device = run.device
+    train_model = run.wrap(model)
 
     # 2. Both splits in memory, test set pre-converted once.
     train = load_split(args, "train")
     test = load_split(args, "test")
     test_x = to_tensor(test.images)
-    steps_per_epoch = len(train) // args.batch_size
+    train_images = run.images_on_device(train.images)
+    steps_per_epoch = (len(train) // run.dist.world_size) // args.batch_size
     total_steps = max(1, steps_per_epoch * args.epochs)
 
     while run.epoch < args.epochs:
         model.train()
-        rng = epoch_generator(args, run.epoch)
+        rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, correct, seen = 0.0, 0, 0
-        steps = batches(len(train), args.batch_size, rng)
-        progress = tqdm(steps, desc=f"epoch {run.epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True)
+        steps = run.epoch_batches(len(train), args.batch_size, rng)
+        progress = tqdm(
+            steps,
+            desc=f"epoch {run.epoch + 1}/{args.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not run.dist.main,
+        )
         for index in progress:
             # The learning rate follows a cosine from lr to 0, computed from the global step so resume is exact.
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * run.step / total_steps))
-            x = to_tensor(train.images[index]).to(device)  # (B, 1, 28, 28)
+            x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             if not args.no_augment:
                 x = augment(x, rng)
-            y = train.labels[index].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            y = train.labels[index].to(device, non_blocking=True)
+            with run.autocast():
+                logits = train_model(x).float()
+                loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
-from genmodels.data import CLASS_NAMES, batches, to_tensor
+from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.latent import seed_to_z
 from training.common import (
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def condition(labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The extra argument of G and D: the labels for the conditional GAN, nothing otherwise."""
-        return (labels.to(device),) if args.conditional else ()
+        return (labels.to(device, non_blocking=True),) if args.conditional else ()
 
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
@@ -87,41 +87,55 @@ def main(argv: list[str] | None = None) -> None:
     device = run.device
     saved = average.module if average is not None else generator  # what the checkpoint holds
 
-    # 2. Data stays uint8 in memory; each batch is converted on the fly.
+    # What trains: the same modules, DDP-wrapped across processes (SyncBatchNorm on GPUs) and compiled
+    # with --compile. The generator's loss goes through the bare discriminator: its gradients for D
+    # are discarded anyway, so they need no averaging across processes.
+    train_g = run.wrap(generator, sync_batchnorm=True)
+    train_d = run.wrap(discriminator, sync_batchnorm=True)
+
+    # 2. Data stays uint8 in memory (on the GPU if there is one); each batch is converted on the fly.
     train = load_split(args, "train")
-    images, labels = train.images, train.labels  # (N, 28, 28) uint8, (N,)
+    images, labels = run.images_on_device(train.images), train.labels  # (N, 28, 28) uint8, (N,)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
     fixed_labels = (torch.arange(64) // 8) % len(CLASS_NAMES)  # one class per row of the grid
-    total_steps = max(1, (len(images) // args.batch_size) * args.epochs)
+    total_steps = max(1, ((len(images) // run.dist.world_size) // args.batch_size) * args.epochs)
 
     # 3. Alternate one discriminator step and one generator step per batch.
     while run.epoch < args.epochs:
         generator.train()
         discriminator.train()
-        rng = epoch_generator(args, run.epoch)
+        rng = epoch_generator(args, run.epoch, run.dist.rank)
         totals = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
-        steps = batches(len(images), args.batch_size, rng)
-        progress = tqdm(steps, desc=f"epoch {run.epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True)
+        steps = run.epoch_batches(len(images), args.batch_size, rng)
+        progress = tqdm(
+            steps,
+            desc=f"epoch {run.epoch + 1}/{args.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not run.dist.main,
+        )
         for index in progress:
             if args.lr_decay:  # from the global step, so a resumed run follows the same schedule
                 for optimizer in (opt_g, opt_d):
                     for group in optimizer.param_groups:
                         group["lr"] = args.lr * (1.0 - run.step / total_steps)
-            real = to_tensor(images[index]).to(device)  # (B, 1, 28, 28)
-            z = torch.randn(len(index), config.latent_dim, generator=rng).to(device)
+            real = to_tensor(images[index.to(images.device)])  # (B, 1, 28, 28)
+            z = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
             fake_labels = torch.randint(0, len(CLASS_NAMES), (len(index),), generator=rng)
-            fake = generator(z, *condition(fake_labels))
+            with run.autocast():
+                fake = train_g(z, *condition(fake_labels))
 
-            # Discriminator: push D(x) up and D(G(z)) down.
-            logits_real = discriminator(real, *condition(labels[index]))
-            logits_fake = discriminator(fake.detach(), *condition(fake_labels))
-            loss_d = discriminator_loss(args.loss, logits_real, logits_fake)
+                # Discriminator: push D(x) up and D(G(z)) down.
+                logits_real = train_d(real, *condition(labels[index]))
+                logits_fake = train_d(fake.detach(), *condition(fake_labels))
+                loss_d = discriminator_loss(args.loss, logits_real.float(), logits_fake.float())
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
             # Generator: push D(G(z)) up.
-            loss_g = generator_loss(args.loss, discriminator(fake, *condition(fake_labels)))
+            with run.autocast():
+                loss_g = generator_loss(args.loss, discriminator(fake, *condition(fake_labels)).float())
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()

@@ -8,9 +8,10 @@ python -m training.train_vae --dry-run --out /tmp/vae
 from __future__ import annotations
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from genmodels.data import batches, to_tensor
+from genmodels.data import to_tensor
 from genmodels.latent import seed_to_z
 from genmodels.metrics import psnr
 from genmodels.vae import VAE, VAEConfig
@@ -22,6 +23,23 @@ from training.common import (
     seed_everything,
     start_run,
 )
+
+
+class TrainingPass(nn.Module):
+    """One training pass of the VAE as a module, so DistributedDataParallel can wrap it.
+
+    x (B, 1, 28, 28) and the reparameterisation noise eps (B, latent_dim) -> (loss, reconstruction, KL),
+    z = mu + sigma * eps; the loss terms are computed in float32 also under bf16 autocast.
+    """
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor, beta: float) -> tuple[torch.Tensor, ...]:
+        mu, logvar = self.vae.encode(x)
+        logits = self.vae.decode_logits(mu + torch.exp(0.5 * logvar) * eps)
+        return self.vae.negative_elbo(logits.float(), x, mu.float(), logvar.float(), beta=beta)
 
 
 @torch.inference_mode()
@@ -102,24 +120,31 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = start_run(args, {"vae": model}, {"vae": optimizer})
     device = run.device
+    # DDP wraps a module's forward; the VAE's training pass is encode + decode, so it gets one.
+    train_pass = run.wrap(TrainingPass(model))
 
     # 2. Data in memory; fixed prior noise for the per-epoch sample grid.
-    train_images = load_split(args, "train").images  # (N, 28, 28) uint8
+    train_images = run.images_on_device(load_split(args, "train").images)  # (N, 28, 28) uint8
     test_x = to_tensor(load_split(args, "test").images)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
 
     while run.epoch < args.epochs:
         model.train()
-        rng = epoch_generator(args, run.epoch)
-        loss_sum, steps = 0.0, batches(len(train_images), args.batch_size, rng)
-        progress = tqdm(steps, desc=f"epoch {run.epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True)
+        rng = epoch_generator(args, run.epoch, run.dist.rank)
+        loss_sum, steps = 0.0, run.epoch_batches(len(train_images), args.batch_size, rng)
+        progress = tqdm(
+            steps,
+            desc=f"epoch {run.epoch + 1}/{args.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not run.dist.main,
+        )
         for index in progress:
-            x = to_tensor(train_images[index]).to(device)  # (B, 1, 28, 28)
+            x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             # Reparameterisation z = mu + sigma * eps with eps drawn on the CPU from the epoch's generator.
-            mu, logvar = model.encode(x)
-            eps = torch.randn(mu.shape, generator=rng).to(device)
-            logits = model.decode_logits(mu + torch.exp(0.5 * logvar) * eps)
-            loss, reconstruction, kl = model.negative_elbo(logits, x, mu, logvar, beta=args.beta)
+            eps = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
+            with run.autocast():
+                loss, reconstruction, kl = train_pass(x, eps, args.beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -138,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         run.save(model, {"vae": model}, {"vae": optimizer})
 
     # 4. Ex-post density estimation: a Gaussian mixture over the training set's posterior means.
-    if config.prior_components > 0:
+    if config.prior_components > 0 and run.dist.main:  # only rank 0's model is saved
         fit_mixture_prior(model, train_images, args.seed)
         run.save(model, {"vae": model}, {"vae": optimizer})
         with torch.inference_mode():
