@@ -3,12 +3,12 @@
     python -m benchmarks.bench_training               # 100 timed steps per loop
     python -m benchmarks.bench_training --steps 300
 
-Both loops run the identical DCGAN step (G and D, BCE loss, batch 128). They differ only in how a
-batch reaches the step:
+Both loops train the same plain DCGAN (same architecture, BCE loss, Adam, batch 128, same maths):
 - reference, as in pytorch/examples and most tutorials: torchvision's FashionMNIST dataset with
-  ToTensor + Normalize, one PIL image per sample, collated by a DataLoader;
+  ToTensor + Normalize, one PIL image per sample, collated by a DataLoader, and the tutorial's step,
+  whose generator update also computes the discriminator's (unused) weight gradients;
 - ours (training/train_gan.py): the whole uint8 training set in memory, one index per batch and a
-  single vectorised conversion to [-1, 1].
+  single vectorised conversion to [-1, 1], and `gan_step`, which freezes D for the generator update.
 Prints images per second for each and the ratio (target >= 1.2x).
 """
 
@@ -27,31 +27,44 @@ from torchvision import datasets, transforms
 
 from genmodels.data import DEBIAN_DIR, batches, load_fashion_mnist, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
-from training.train_gan import discriminator_loss, generator_loss
+from training.train_gan import Players, discriminator_loss, gan_step, generator_loss
 
 BATCH = 128
 
 
-def make_step():
-    """A fresh DCGAN pair and its optimisers; returns step(real) -> None."""
+def make_players() -> tuple[Players, int]:
+    """A fresh plain DCGAN pair (seeded) and its optimisers, as the recipe sets them up."""
     torch.manual_seed(0)
     config = DCGANConfig()
     generator, discriminator = Generator(config), Discriminator(config)
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    return Players(generator, discriminator, discriminator, opt_g, opt_d), config.latent_dim
+
+
+def reference_step():
+    """The tutorial step (pytorch/examples' dcgan): D on real and fake, then G through D, D's grads on."""
+    players, latent_dim = make_players()
+    generator, discriminator = players.generator, players.discriminator
 
     def step(real: torch.Tensor) -> None:
-        fake = generator(torch.randn(len(real), config.latent_dim))
+        fake = generator(torch.randn(len(real), latent_dim))
         loss_d = discriminator_loss("bce", discriminator(real), discriminator(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
+        players.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        opt_d.step()
+        players.opt_d.step()
         loss_g = generator_loss("bce", discriminator(fake))
-        opt_g.zero_grad(set_to_none=True)
+        players.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        opt_g.step()
+        players.opt_g.step()
 
     return step
+
+
+def our_step():
+    """training/train_gan.py's step: gan_step, whose generator update skips D's unused gradients."""
+    players, latent_dim = make_players()
+    return lambda real: gan_step(players, real, torch.randn(len(real), latent_dim))
 
 
 def torchvision_root() -> Path:
@@ -92,13 +105,13 @@ def main() -> None:
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     dataset = datasets.FashionMNIST(str(root), train=True, transform=transform)
     loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=args.workers, drop_last=True)
-    reference = time_loop((images for images, _ in loader), make_step(), args.steps)
+    reference = time_loop((images for images, _ in loader), reference_step(), args.steps)
     shutil.rmtree(root)
 
     # Ours: uint8 in memory, one vectorised conversion per batch.
     train = load_fashion_mnist("train").images
     order = batches(len(train), BATCH, torch.Generator().manual_seed(0))
-    ours = time_loop((to_tensor(train[index]) for index in order), make_step(), args.steps)
+    ours = time_loop((to_tensor(train[index]) for index in order), our_step(), args.steps)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps of batch {BATCH}\n")
     print("| loop | images / s |\n|---|---|")

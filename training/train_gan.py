@@ -19,6 +19,9 @@ adversarial training at no cost to the training itself.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -88,10 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     saved = average.module if average is not None else generator  # what the checkpoint holds
 
     # What trains: the same modules, DDP-wrapped across processes (SyncBatchNorm on GPUs) and compiled
-    # with --compile. The generator's loss goes through the bare discriminator: its gradients for D
-    # are discarded anyway, so they need no averaging across processes.
+    # with --compile; gan_step sends the generator's loss through the bare discriminator.
     train_g = run.wrap(generator, sync_batchnorm=True)
     train_d = run.wrap(discriminator, sync_batchnorm=True)
+    players = Players(train_g, train_d, discriminator, opt_g, opt_d)
 
     # 2. Data stays uint8 in memory (on the GPU if there is one); each batch is converted on the fly.
     train = load_split(args, "train")
@@ -122,23 +125,15 @@ def main(argv: list[str] | None = None) -> None:
             real = to_tensor(images[index.to(images.device)])  # (B, 1, 28, 28)
             z = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
             fake_labels = torch.randint(0, len(CLASS_NAMES), (len(index),), generator=rng)
-            with run.autocast():
-                fake = train_g(z, *condition(fake_labels))
-
-                # Discriminator: push D(x) up and D(G(z)) down.
-                logits_real = train_d(real, *condition(labels[index]))
-                logits_fake = train_d(fake.detach(), *condition(fake_labels))
-                loss_d = discriminator_loss(args.loss, logits_real.float(), logits_fake.float())
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            # Generator: push D(G(z)) up.
-            with run.autocast():
-                loss_g = generator_loss(args.loss, discriminator(fake, *condition(fake_labels)).float())
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            loss_d, loss_g, logits_real, logits_fake = gan_step(
+                players,
+                real,
+                z,
+                condition(labels[index]),
+                condition(fake_labels),
+                args.loss,
+                run.autocast,
+            )
             if average is not None:
                 average.update_parameters(generator)
 
@@ -203,6 +198,55 @@ def main(argv: list[str] | None = None) -> None:
         load_snippet='from genmodels.dcgan import Generator\n\ngenerator = Generator.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "images = generator.sample(num=16, seed=0)  # (16, 1, 28, 28) in [-1, 1]",
     )
+
+
+@dataclass
+class Players:
+    """The two networks as trained (possibly DDP-wrapped or compiled), the bare discriminator, optimisers."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    bare_discriminator: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+def gan_step(
+    players: Players,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    real_condition: tuple[torch.Tensor, ...] = (),
+    fake_condition: tuple[torch.Tensor, ...] = (),
+    loss: str = "bce",
+    autocast=contextlib.nullcontext,
+) -> tuple[torch.Tensor, ...]:
+    """One discriminator step, then one generator step, on a batch of real images and latents.
+
+    The generator's loss goes through the bare discriminator with its parameters frozen: their
+    gradients would be thrown away, so they are not computed (nor, with several processes, averaged).
+    Returns the detached (loss_d, loss_g, logits_real, logits_fake).
+    """
+    with autocast():
+        fake = players.generator(z, *fake_condition)
+        # Discriminator: push D(x) up and D(G(z)) down.
+        logits_real = players.discriminator(real, *real_condition)
+        logits_fake = players.discriminator(fake.detach(), *fake_condition)
+        loss_d = discriminator_loss(loss, logits_real.float(), logits_fake.float())
+    players.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    players.opt_d.step()
+
+    # Generator: push D(G(z)) up.
+    players.bare_discriminator.requires_grad_(False)
+    try:
+        with autocast():
+            loss_g = generator_loss(loss, players.bare_discriminator(fake, *fake_condition).float())
+        players.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        players.opt_g.step()
+    finally:
+        players.bare_discriminator.requires_grad_(True)
+    return loss_d.detach(), loss_g.detach(), logits_real.detach(), logits_fake.detach()
 
 
 @torch.no_grad()
