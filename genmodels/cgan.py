@@ -25,6 +25,8 @@ class CGANConfig:
     gen_width: int = 64  # channels of the generator's last hidden layer (doubled before it)
     disc_width: int = 64  # channels of the discriminator's first layer (doubled after it)
     image_channels: int = 1  # grayscale
+    gen_hidden: int = 0  # > 0: a fully connected layer of this size after [z, embedding] (as in dcgan.py)
+    disc_hidden: int = 0  # > 0: a fully connected layer of this size before the projection head
 
 
 class ConditionalGenerator(
@@ -41,7 +43,9 @@ class ConditionalGenerator(
         self.config = config
         self.embed = nn.Embedding(config.num_classes, config.embed_dim)
         # The DCGAN generator, fed [z, embedding(y)] instead of z.
-        self.net = generator_layers(config.latent_dim + config.embed_dim, config.gen_width, config.image_channels)
+        self.net = generator_layers(
+            config.latent_dim + config.embed_dim, config.gen_width, config.image_channels, config.gen_hidden
+        )
         self.apply(init_weights)
 
     @property
@@ -88,6 +92,15 @@ class ProjectionDiscriminator(
             nn.Flatten(),  # (B, 2w * 49)
         )
         features = width * 2 * 7 * 7
+        if config.disc_hidden:  # h(x) gains a fully connected layer: (B, 2w * 49) -> (B, hidden)
+            self.body.extend(
+                [
+                    nn.Linear(features, config.disc_hidden, bias=False),
+                    nn.BatchNorm1d(config.disc_hidden),
+                    nn.LeakyReLU(0.2, inplace=True),
+                ]
+            )
+            features = config.disc_hidden
         self.linear = nn.Linear(features, 1)
         self.embed = nn.Embedding(config.num_classes, features)
         self.apply(init_weights)

@@ -60,7 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     # 1. Models and optimisers, initialised from the seed.
     seed_everything(args.seed)
     if args.conditional:
-        config = CGANConfig(latent_dim=args.latent_dim, gen_width=args.gen_width, disc_width=args.disc_width)
+        config = CGANConfig(
+            latent_dim=args.latent_dim,
+            gen_width=args.gen_width,
+            disc_width=args.disc_width,
+            gen_hidden=args.gen_hidden,
+            disc_hidden=args.disc_hidden,
+        )
         generator, discriminator = ConditionalGenerator(config), ProjectionDiscriminator(config)
     else:
         config = DCGANConfig(
