@@ -28,22 +28,35 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.device import DEVICE_CHOICES, resolve_device
 from genmodels.editing import EditParams
 from genmodels.images import (
+    CLASS_COLOURS,
     fit_for_display,
     gif_bytes,
     grid,
     heatmap,
+    pixel_to_point,
     png_bytes,
     row,
+    scatter,
     upscale,
 )
-from genmodels.lab import MAX_IMAGES, MAX_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION, Lab, check_float, check_int
+from genmodels.lab import (
+    MAX_IMAGES,
+    MAX_MOVE,
+    MAX_STEPS,
+    MAX_TEMPERATURE,
+    MAX_TRUNCATION,
+    Lab,
+    check_float,
+    check_int,
+)
 from genmodels.latent import MAX_SEED
-from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, prepare_upload
+from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, load_image, prepare_upload
 from genmodels.registry import MODELS, parse_model_repos
 
 logger = logging.getLogger("app")
@@ -119,6 +132,25 @@ EDIT_TEXT = """
 your image after it is brought to 28x28, with a live preview. **Projecting onto the model** encodes the
 edited image with the VAE and decodes it: the result is the nearest image the model knows how to make,
 so edits it has never seen (an upside-down shoe) are pulled back towards the data.
+"""
+
+STUDIO_TEXT = """
+**What you see.** Bring a latent into the studio (a seed, or **your own image**, inverted: the VAE
+encodes it; a GAN has no encoder, so *z* is found by gradient descent on the pixel error from 16
+seeded starts), then move it. **Class directions** point from the average latent to where the
+classifier (GANs, on generated samples) or the labels (VAE, on training images) put a class; list
+classes to **keep fixed** and the direction is made orthogonal to theirs (InterFaceGAN's conditional
+manipulation). **Principal directions** are the main axes of variation (GANSpace: PCA of the GAN's
+first layer, carried back to *z*; for the VAE, PCA of its posterior means). Sliders are absolute
+offsets from the latent you brought in; every result is kept, **Undo** steps back, and the slider
+shows before and after.
+"""
+
+MAP_TEXT = """
+**What you see.** The VAE's encoder places each of the 10,000 test images at its posterior mean; PCA
+flattens those latents to two dimensions, coloured by class. **Click anywhere**: that point is mapped
+back into latent space (the two map coordinates along the two principal axes, every other direction at
+its average) and decoded, next to the real test images mapped nearest to it.
 """
 
 
@@ -281,6 +313,206 @@ def edit(
     params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
     edited, projected = lab.edit(prepared, params)
     return prepared, edited, (edited, projected)
+
+
+# --- the latent studio ----------------------------------------------------------------------------
+
+
+def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
+    """What the studio remembers about the latent brought in (per browser session)."""
+    return {"model": model, "z": z.detach().cpu(), "label": label, "source": source}
+
+
+@friendly
+def studio_invert(image, model: str = "vae", label: str = CLASS_NAMES[0], history=None, progress=gr.Progress()):
+    """Invert an uploaded image into `model`'s latent space: reconstruction, PSNR to it and time taken."""
+    prepared = read_upload(image).image
+    result = lab.invert(model, prepared, label=label, progress=lambda f: progress(f, desc="Inverting"))
+    reconstruction = to_uint8_list(result.image[None])[0]
+    info = f"**Inverted into {model}:** PSNR {result.psnr:.1f} dB to your image, in {result.seconds:.2f} s."
+    state = studio_state(model, result.z, label, "your image")
+    return (prepared, reconstruction), info, state, [*(history or []), (prepared, reconstruction)]
+
+
+@friendly
+def studio_seed(model: str, seed: int, label: str = CLASS_NAMES[0], history=None):
+    """Bring seed `seed`'s latent into the studio."""
+    z = lab.latent(model, check_int("Seed", seed, 0, SEED_RANGE), label)
+    image = to_uint8_list(lab.decode(model, z[None], label))[0]
+    state = studio_state(model, z, label, f"seed {int(seed)}")
+    return (image, image), f"**Seed {int(seed)}** in {model}.", state, [*(history or []), (image, image)]
+
+
+@friendly
+def studio_move(
+    model: str,
+    seed: int = 0,
+    target: str = CLASS_NAMES[0],
+    amount: float = 0.0,
+    keep: list[str] | None = None,
+    pc1: float = 0.0,
+    pc2: float = 0.0,
+    pc3: float = 0.0,
+    pc4: float = 0.0,
+    label: str = CLASS_NAMES[0],
+    base: dict | None = None,
+    history=None,
+):
+    """Move the studio's latent (or, without one, seed `seed`'s) along a class and principal directions."""
+    if base is None or base["model"] != model:
+        base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, SEED_RANGE), label), label, "seed")
+    z = base["z"]
+    moved = lab.move(model, z[None], target, amount, keep or [], [pc1, pc2, pc3, pc4])
+    before, after = to_uint8_list(lab.decode(model, torch.cat([z[None].to(lab.device), moved]), base["label"]))
+    found = lab.directions(model)
+    shares = ", ".join(f"{share:.0%}" for share in found.explained[:4].tolist())
+    info = (
+        f"From {base['source']}: {amount:+g} towards **{target}**"
+        + (f" keeping {', '.join(keep)} fixed" if keep else "")
+        + f"; principal directions {pc1:+g}, {pc2:+g}, {pc3:+g}, {pc4:+g} (their variance shares: {shares})."
+    )
+    return (before, after), info, [*(history or []), (before, after)]
+
+
+def studio_undo(history):
+    """Step back to the previous studio result (the first one stays)."""
+    history = list(history or [])
+    if len(history) > 1:
+        history.pop()
+    if not history:
+        return gr.skip(), "Nothing to undo.", history
+    return history[-1], f"Back to result {len(history)}.", history
+
+
+@friendly
+def arithmetic(
+    model: str,
+    a: str = "seed 0",
+    b: str = "seed 1",
+    c: str = "seed 2",
+    image_a=None,
+    image_b=None,
+    image_c=None,
+    label: str = CLASS_NAMES[0],
+):
+    """Decode A - B + C; each operand a seed ("seed 3"), a class centroid ("Sneaker") or an image."""
+    operands = [
+        read_upload(image).image if image is not None else text
+        for text, image in ((a, image_a), (b, image_b), (c, image_c))
+    ]
+    latents = [lab.latent(model, operand, label) for operand in operands]
+    result = latents[0] - latents[1] + latents[2]
+    images = to_uint8_list(lab.decode(model, torch.stack([*latents, result]), label))
+    return row(images[:3]), images[3]
+
+
+@friendly
+def keyframes(
+    model: str, keys: str = "seed 0, Sneaker, seed 5", steps: int = 8, method: str = "slerp", label=CLASS_NAMES[0]
+):
+    """A path through keyframes (comma-separated seeds and class names), as a strip and a GIF."""
+    operands = [key for key in (part.strip() for part in keys.split(",")) if key]
+    frames = to_uint8_list(lab.keyframes(model, operands, steps, method, label))
+    gif = save_output(gif_bytes([upscale(frame, GIF_ZOOM) for frame in frames], boomerang=False), ".gif")
+    return row(frames), gif, gif
+
+
+@friendly
+def inpaint(image, mask, model: str = "dcgan", label: str = CLASS_NAMES[0], progress=gr.Progress()):
+    """Regenerate the masked part of an image (mask white = regenerate) consistently with the rest.
+
+    The image is brought to 28x28 as everywhere; the mask is resized to 28x28 and refers to that.
+    """
+    prepared = read_upload(image).image
+    return regenerate(prepared, mask_28(load_image(mask)), model, label, progress)
+
+
+@friendly
+def inpaint_editor(editor: dict | None, model: str = "dcgan", label: str = CLASS_NAMES[0], progress=gr.Progress()):
+    """The page's version of `inpaint`: the editor's background is the image, its painted layer the mask."""
+    if not editor or editor.get("background") is None:
+        raise ValueError("Load an image into the editor first (a seed or an upload), then paint over a part.")
+    background = load_image(np.asarray(editor["background"]))
+    prepared = np.asarray(Image.fromarray(background).resize((28, 28), Image.BOX))
+    return regenerate(prepared, mask_28(painted_layers(editor)), model, label, progress)
+
+
+def regenerate(prepared: np.ndarray, masked: np.ndarray, model: str, label: str, progress):
+    """Invert `prepared` matching only the unmasked pixels; the masked ones come from the model."""
+    result = lab.invert(model, prepared, mask=~masked, label=label, progress=lambda f: progress(f, desc="Regenerating"))
+    generated = to_uint8_list(result.image[None])[0]
+    blended = np.where(masked, generated, prepared).astype(np.uint8)
+    info = f"**Regenerated with {model}:** PSNR {result.psnr:.1f} dB on the kept pixels, in {result.seconds:.2f} s."
+    return (prepared, blended), generated, info
+
+
+def painted_layers(editor: dict) -> np.ndarray:
+    """The alpha of everything painted in an ImageEditor value, (H, W) uint8."""
+    layers = [np.asarray(layer) for layer in editor.get("layers") or [] if layer is not None]
+    alphas = [layer[..., 3] for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+    if not alphas:
+        raise ValueError("Paint over the part to regenerate first.")
+    return np.max(alphas, axis=0).astype(np.uint8)
+
+
+def mask_28(painted: np.ndarray) -> np.ndarray:
+    """A mask (H, W) uint8, bright where to regenerate -> (28, 28) bool."""
+    small = np.asarray(Image.fromarray(painted).resize((28, 28), Image.BOX))
+    selected = small > 64
+    if not selected.any():
+        raise ValueError("The mask is empty: paint (or make white) the part to regenerate.")
+    if selected.all():
+        raise ValueError("The mask covers everything: leave some of the image to match.")
+    return selected
+
+
+def editor_from_seed(model: str, seed: int, label: str = CLASS_NAMES[0]):
+    """Put seed `seed`'s image, enlarged, into the mask editor as its background."""
+    try:
+        image = to_uint8_list(lab.generate(model, seed, 1, label=label))[0]
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from exc
+    return {"background": upscale(image, 10), "layers": [], "composite": None}
+
+
+@functools.cache
+def map_picture() -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The latent map drawn once: RGB image and its coordinate bounds."""
+    found = lab.latent_map()
+    return scatter(found.points.numpy(), found.labels.numpy())
+
+
+@friendly
+def map_point(x: float = 0.0, y: float = 0.0):
+    """Decode map point (x, y) with the VAE; also the 8 test images mapped nearest to it."""
+    image, neighbours, labels = lab.map_point(x, y)
+    gallery = [(neighbour, CLASS_NAMES[label]) for neighbour, label in zip(neighbours, labels)]
+    return image, gallery, f"Map point ({x:.2f}, {y:.2f})"
+
+
+def show_map():
+    """The map picture, or a message when the VAE or the test set is not available."""
+    try:
+        return map_picture()[0]
+    except (ValueError, OSError) as exc:
+        logger.warning("No latent map: %s", exc)
+        return None
+
+
+def map_click(evt: gr.SelectData):
+    """A click on the map image -> the decoded point (pixel to map coordinates first)."""
+    _, bounds = map_picture()
+    x, y = pixel_to_point(evt.index[0], evt.index[1], bounds)
+    return map_point(x, y)
+
+
+def map_legend() -> str:
+    """Class colours of the map as HTML swatches."""
+    swatches = [
+        f'<span style="display:inline-block;width:12px;height:12px;background:rgb{tuple(int(v) for v in colour)}"></span> {name}'
+        for name, colour in zip(CLASS_NAMES, CLASS_COLOURS)
+    ]
+    return " &nbsp; ".join(swatches)
 
 
 # --- shareable settings: a link that restores them, and JSON to copy and load back ---------------
@@ -619,6 +851,151 @@ def build_demo() -> gr.Blocks:
                 control.release(edit, e_inputs, e_outputs, api_visibility="private", trigger_mode="always_last")
             for box in (e_flip_h, e_flip_v):
                 box.input(edit, e_inputs, e_outputs, api_visibility="private", trigger_mode="always_last")
+
+        with gr.Tab("Studio", id="studio"):
+            gr.Markdown(STUDIO_TEXT)
+            studio_models = [name for name in generative if not MODELS[name].conditional]
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    s_model = gr.Dropdown(generative, value=default_model, label="Model")
+                    s_label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class (cGAN)", visible=False)
+                    with gr.Row():
+                        s_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=SEED_RANGE, scale=3)
+                        s_use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
+                    s_image = image_input("…or your image", elem_id="studio-upload")
+                    s_invert = gr.Button("Invert my image", variant="primary", elem_id="studio-invert")
+                    gr.Markdown(
+                        "**Directions** (" + (", ".join(studio_models) or "no model") + ": class and principal)"
+                    )
+                    s_target = gr.Dropdown(list(CLASS_NAMES), value="Sneaker", label="Towards class")
+                    s_amount = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=0.25, label="Amount")
+                    s_keep = gr.CheckboxGroup(list(CLASS_NAMES), label="Keep these classes fixed (orthogonalise)")
+                    s_pcs = [
+                        gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=0.25, label=f"Principal direction {i + 1}")
+                        for i in range(4)
+                    ]
+                    with gr.Row():
+                        s_apply = gr.Button("Apply", variant="primary", elem_id="studio-apply")
+                        s_undo = gr.Button("↶ Undo", elem_id="studio-undo")
+                with gr.Column(scale=2):
+                    s_slider = gr.ImageSlider(
+                        label="Before / after", format="png", elem_id="studio-slider", elem_classes="enlarge"
+                    )
+                    s_info = gr.Markdown(elem_id="studio-info")
+                    with gr.Accordion("Latent arithmetic: A − B + C", open=False):
+                        gr.Markdown("Each operand: a seed (`seed 3`), a class centroid (`Sneaker`), or an image.")
+                        with gr.Row():
+                            a_text = gr.Textbox("Sneaker", label="A")
+                            b_text = gr.Textbox("Sandal", label="B")
+                            c_text = gr.Textbox("seed 3", label="C")
+                        with gr.Row():
+                            a_image, b_image, c_image = (image_input(f"Image {n} (optional)") for n in "ABC")
+                        a_run = gr.Button("Compute A − B + C", elem_id="arithmetic-button")
+                        with gr.Row():
+                            a_operands = gr.Image(label="A, B, C", format="png", elem_classes="enlarge")
+                            a_result = gr.Image(
+                                label="A − B + C", format="png", elem_classes="enlarge", elem_id="arithmetic-result"
+                            )
+                    with gr.Accordion("Keyframes: a path through several latents, as a GIF", open=False):
+                        k_keys = gr.Textbox("seed 0, Sneaker, Bag, seed 5", label="Keyframes (comma-separated)")
+                        with gr.Row():
+                            k_steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Frames per segment")
+                            k_method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
+                        k_run = gr.Button("Make the path", elem_id="keyframes-button")
+                        k_strip = gr.Image(
+                            label="Path", format="png", elem_classes="enlarge", elem_id="keyframes-strip"
+                        )
+                        with gr.Row():
+                            k_gif = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=240)
+                            k_file = gr.File(label="Download GIF")
+                    with gr.Accordion("Masked regeneration: paint over a part, the model redraws it", open=False):
+                        m_editor = gr.ImageEditor(
+                            label="Paint over what to regenerate",
+                            type="numpy",
+                            image_mode="RGBA",
+                            brush=gr.Brush(colors=["#ff0066"], default_size=24),
+                            canvas_size=(280, 280),
+                            elem_id="mask-editor",
+                        )
+                        with gr.Row():
+                            m_from_seed = gr.Button("Load the seed's image", elem_id="mask-seed")
+                            m_run = gr.Button("Regenerate", variant="primary", elem_id="mask-button")
+                        with gr.Row():
+                            m_slider = gr.ImageSlider(
+                                label="Before / after", format="png", elem_classes="enlarge", elem_id="mask-slider"
+                            )
+                            m_generated = gr.Image(label="Model's full image", format="png", elem_classes="enlarge")
+                        m_info = gr.Markdown()
+                    # api_name="inpaint" (file image and mask) for gradio_client; the page uses the editor.
+                    m_image_api = Upload(visible=False)
+                    m_mask_api = Upload(visible=False)
+                    m_api = gr.Button(visible=False)
+            s_base = gr.State(None)
+            s_history = gr.State([])
+            s_model.change(label_visibility, s_model, s_label, api_visibility="private")
+            s_invert.click(
+                studio_invert,
+                [s_image, s_model, s_label, s_history],
+                [s_slider, s_info, s_base, s_history],
+                api_name="invert",
+            )
+            s_use_seed.click(
+                studio_seed,
+                [s_model, s_seed, s_label, s_history],
+                [s_slider, s_info, s_base, s_history],
+                api_name="studio_seed",
+            )
+            s_apply.click(
+                studio_move,
+                [s_model, s_seed, s_target, s_amount, s_keep, *s_pcs, s_label, s_base, s_history],
+                [s_slider, s_info, s_history],
+                api_name="move",
+            )
+            s_undo.click(studio_undo, s_history, [s_slider, s_info, s_history], api_visibility="private")
+            a_run.click(
+                arithmetic,
+                [s_model, a_text, b_text, c_text, a_image, b_image, c_image, s_label],
+                [a_operands, a_result],
+                api_name="arithmetic",
+            )
+            k_run.click(
+                keyframes, [s_model, k_keys, k_steps, k_method, s_label], [k_strip, k_gif, k_file], api_name="keyframes"
+            )
+            m_from_seed.click(editor_from_seed, [s_model, s_seed, s_label], m_editor, api_visibility="private")
+            m_run.click(
+                inpaint_editor, [m_editor, s_model, s_label], [m_slider, m_generated, m_info], api_visibility="private"
+            )
+            m_api.click(
+                inpaint,
+                [m_image_api, m_mask_api, s_model, s_label],
+                [m_slider, m_generated, m_info],
+                api_name="inpaint",
+            )
+
+        with gr.Tab("Map", id="map"):
+            gr.Markdown(MAP_TEXT)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    map_image = gr.Image(
+                        label="VAE latent map (PCA of the test set's posterior means)",
+                        format="png",
+                        interactive=False,
+                        elem_id="latent-map",
+                        buttons=["fullscreen"],
+                    )
+                    gr.Markdown(map_legend())
+                with gr.Column(scale=2):
+                    map_decoded = gr.Image(
+                        label="This point, decoded", format="png", elem_classes="enlarge", height=260
+                    )
+                    map_where = gr.Markdown(elem_id="map-where")
+                    map_near = gr.Gallery(label="Nearest test images on the map", columns=4, format="png", height=240)
+            map_image.select(map_click, None, [map_decoded, map_near, map_where], api_visibility="private")
+            map_x = gr.Number(0.0, visible=False)
+            map_y = gr.Number(0.0, visible=False)
+            map_api = gr.Button(visible=False)
+            map_api.click(map_point, [map_x, map_y], [map_decoded, map_near, map_where], api_name="map_point")
+            demo.load(show_map, None, map_image, api_visibility="private")
 
         gr.api(ping, api_name="ping")
         # The page opens on the settings in its address (a shared link), then generates.

@@ -91,3 +91,47 @@ def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, boomerang: bool 
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return buffer.getvalue()
+
+
+# Ten well-separated colours (Tableau 10), one per Fashion-MNIST class, for the latent map.
+CLASS_COLOURS = np.array(
+    [
+        (78, 121, 167),
+        (242, 142, 43),
+        (225, 87, 89),
+        (118, 183, 178),
+        (89, 161, 79),
+        (237, 201, 72),
+        (176, 122, 161),
+        (255, 157, 167),
+        (156, 117, 95),
+        (186, 176, 172),
+    ],
+    dtype=np.uint8,
+)
+
+
+def scatter(points: np.ndarray, labels: np.ndarray, size: int = 560, margin: float = 0.05):
+    """Draw 2-D points (N, 2), coloured by class, on a dark square; return (RGB uint8 image, bounds).
+
+    `bounds` = (x_min, x_max, y_min, y_max) of the drawn area, so a pixel maps back to map coordinates
+    with `pixel_to_point`. The y axis points up, as on a plot.
+    """
+    low, high = points.min(0), points.max(0)
+    pad = (high - low) * margin
+    bounds = (float(low[0] - pad[0]), float(high[0] + pad[0]), float(low[1] - pad[1]), float(high[1] + pad[1]))
+    canvas = np.full((size, size, 3), 24, dtype=np.uint8)
+    cols = ((points[:, 0] - bounds[0]) / (bounds[1] - bounds[0]) * (size - 1)).round().astype(int)
+    rows = ((bounds[3] - points[:, 1]) / (bounds[3] - bounds[2]) * (size - 1)).round().astype(int)
+    for dy in (-1, 0, 1):  # 3x3 dots
+        for dx in (-1, 0, 1):
+            r, c = np.clip(rows + dy, 0, size - 1), np.clip(cols + dx, 0, size - 1)
+            canvas[r, c] = CLASS_COLOURS[labels]
+    return canvas, bounds
+
+
+def pixel_to_point(col: float, row: float, bounds: tuple[float, float, float, float], size: int = 560):
+    """The map coordinates (x, y) under pixel (col, row) of a `scatter` image."""
+    x = bounds[0] + col / (size - 1) * (bounds[1] - bounds[0])
+    y = bounds[3] - row / (size - 1) * (bounds[3] - bounds[2])
+    return x, y

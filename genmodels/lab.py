@@ -9,19 +9,35 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import class_index, to_tensor, to_uint8
+from .data import class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .latent import MAX_SEED, interpolate, seed_to_z
 from .metrics import psnr
 from .registry import MODELS, load_model
+from .studio import (
+    PCA_SAMPLES,
+    PRINCIPAL_COMPONENTS,
+    Directions,
+    Inversion,
+    LatentMap,
+    class_directions,
+    gan_principal_directions,
+    generated_latents,
+    invert,
+    move,
+    orthogonalise,
+    pca,
+    posterior_means,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +46,10 @@ MAX_STEPS = 32  # interpolation steps
 MAX_TRUNCATION = 4.0
 MAX_TEMPERATURE = 3.0
 ROUNDTRIP_SAMPLES = 8  # posterior samples shown next to a reconstruction
+MAX_MOVE = 10.0  # amount along a direction, in quarters of a typical latent's length
+MAX_MAP = 1e3  # map coordinates
+MAX_KEYFRAMES = 8
+DIRECTION_IMAGES = 20_000  # training images behind the VAE's class and principal directions
 
 
 @dataclass
@@ -87,6 +107,10 @@ class Lab:
         self.broken: dict[str, str] = {}  # name -> why it did not load
         self.notices: list[str] = []  # where models came from when it was not the bundled checkpoint
         self.metrics: dict[str, dict[str, float]] = {}  # name -> evaluation results from its model card
+        self._studio_lock = threading.Lock()  # directions and the map are computed once, on first use
+        self._directions: dict[str, Directions] = {}
+        self._map: LatentMap | None = None
+        self._map_images: torch.Tensor | None = None
         sources = sources or {}
         for name, entry in MODELS.items():
             source = sources.get(name, entry.checkpoint_path)
@@ -223,3 +247,129 @@ class Lab:
         edited = apply_edits(torch.from_numpy(image)[None], params)[0].numpy()  # (28, 28) uint8
         projected = self.vae().reconstruct(to_tensor(edited).to(self.device))
         return edited, to_uint8(projected)[0].numpy()
+
+    # --- latent studio -----------------------------------------------------------------------
+
+    def invert(
+        self, model: str, image: np.ndarray, mask: np.ndarray | None = None, label: int | str = 0, progress=None
+    ) -> Inversion:
+        """Bring a prepared 28x28 uint8 image into `model`'s latent space (see genmodels.studio.invert).
+
+        `mask` (28, 28), true where the pixels are to be matched, for masked regeneration.
+        """
+        net = self.model(model)
+        weights = None
+        if mask is not None:
+            if mask.shape != (28, 28) or not mask.any():
+                raise ValueError("The mask must be 28x28 and leave some pixels to match.")
+            weights = torch.from_numpy(mask.astype(np.float32))[None]
+        conditional = class_index(label) if MODELS[model].conditional else None
+        return invert(net, to_tensor(image)[0], label=conditional, mask=weights, progress=progress)
+
+    def directions(self, model: str) -> Directions:
+        """Class and principal directions of an unconditional model, computed once and kept."""
+        net = self.model(model)
+        if MODELS[model].conditional:
+            raise ValueError(f"{model} takes the class as an input: pick it with the label, not a direction.")
+        with self._studio_lock:
+            if model not in self._directions:
+                self._directions[model] = self._compute_directions(model, net)
+            return self._directions[model]
+
+    @torch.inference_mode()
+    def _compute_directions(self, model: str, net: torch.nn.Module) -> Directions:
+        if hasattr(net, "encode"):  # the VAE: labelled training images through the encoder
+            train = load_fashion_mnist("train")
+            latents = posterior_means(net, train.images[:DIRECTION_IMAGES])
+            classes, centroids = class_directions(latents, train.labels[:DIRECTION_IMAGES])
+            _, principal, explained = pca(latents, PRINCIPAL_COMPONENTS)
+        else:  # a GAN: generated samples labelled by the classifier; GANSpace for the principal ones
+            latents, labels = generated_latents(net, self.model("classifier", generative=False))
+            classes, centroids = class_directions(latents, labels)
+            principal, explained = gan_principal_directions(net, latents[:PCA_SAMPLES])
+        return Directions(classes=classes, centroids=centroids, principal=principal, explained=explained)
+
+    def latent(self, model: str, operand: str | int | np.ndarray, label: int | str = 0) -> torch.Tensor:
+        """A latent (latent_dim,) from an operand: a seed ("seed 3" or 3), a class name (its centroid,
+        e.g. "Sneaker"), or a prepared 28x28 uint8 image (inverted)."""
+        if isinstance(operand, np.ndarray):
+            return self.invert(model, operand, label=label).z.to(self.device)
+        text = str(operand).strip()
+        number = text.removeprefix("seed").strip()
+        if number.lstrip("-").isdigit():
+            seed = check_int("Seed", int(number), 0, MAX_SEED)
+            return seed_to_z(seed, 1, self.model(model).latent_dim, device=self.device)[0]
+        return self.directions(model).centroids[class_index(text.removeprefix("class").strip())].to(self.device)
+
+    @torch.inference_mode()
+    def decode(self, model: str, z: torch.Tensor, label: int | str = 0) -> torch.Tensor:
+        """Latents (N, latent_dim) -> images (N, 1, 28, 28); conditional models draw class `label`."""
+        net = self.model(model)
+        z = z.to(self.device)
+        return net.decode(z, class_index(label)) if MODELS[model].conditional else net.decode(z)
+
+    def arithmetic(self, model: str, a, b, c, label: int | str = 0) -> torch.Tensor:
+        """The latent A - B + C (each operand as in `latent`)."""
+        return self.latent(model, a, label) - self.latent(model, b, label) + self.latent(model, c, label)
+
+    def move(
+        self,
+        model: str,
+        z: torch.Tensor,
+        target: int | str | None = None,
+        amount: float = 0.0,
+        keep: list[int | str] | tuple = (),
+        components: list[float] | tuple = (),
+    ) -> torch.Tensor:
+        """z moved `amount` along class `target`'s direction (made orthogonal to the `keep` classes'
+        directions, InterFaceGAN's conditional manipulation) and along the principal directions."""
+        amount = check_float("Amount", amount, -MAX_MOVE, MAX_MOVE)
+        components = [check_float(f"Component {i + 1}", v, -MAX_MOVE, MAX_MOVE) for i, v in enumerate(components)]
+        found = self.directions(model)
+        if len(components) > len(found.principal):
+            raise ValueError(f"{model} has {len(found.principal)} principal directions, got {len(components)} amounts.")
+        vectors, amounts = [], []
+        if target is not None and amount:
+            index = class_index(target)
+            fixed = [class_index(name) for name in keep if class_index(name) != index]
+            direction = found.classes[index]
+            if fixed:
+                direction = orthogonalise(direction, found.classes[fixed])
+            vectors.append(direction)
+            amounts.append(amount)
+        vectors += list(found.principal[: len(components)])
+        amounts += components
+        return move(z.cpu(), vectors, amounts).to(self.device)
+
+    def latent_map(self) -> LatentMap:
+        """The 2-D PCA map of the VAE's posterior means of the test set (computed once)."""
+        vae = self.vae()
+        with self._studio_lock:
+            if self._map is None:
+                test = load_fashion_mnist("test")
+                self._map = LatentMap.fit(posterior_means(vae, test.images), test.labels)
+                self._map_images = test.images
+            return self._map
+
+    @torch.inference_mode()
+    def map_point(self, x: float, y: float, k: int = 8) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Decode map point (x, y) with the VAE; also its k nearest test images (uint8) and their labels."""
+        x = check_float("x", x, -MAX_MAP, MAX_MAP)
+        y = check_float("y", y, -MAX_MAP, MAX_MAP)
+        found = self.latent_map()
+        image = to_uint8(self.vae().decode(found.to_latent(x, y)[None].to(self.device)))[0].numpy()
+        nearest = found.nearest(x, y, k)
+        return image, self._map_images[nearest].numpy(), found.labels[nearest].tolist()
+
+    @torch.inference_mode()
+    def keyframes(
+        self, model: str, operands: list, steps: int = 8, method: str = "slerp", label: int | str = 0
+    ) -> torch.Tensor:
+        """Images along a path through 2 to MAX_KEYFRAMES keyframes, `steps` frames per segment."""
+        if not 2 <= len(operands) <= MAX_KEYFRAMES:
+            raise ValueError(f"Give between 2 and {MAX_KEYFRAMES} keyframes, got {len(operands)}.")
+        steps = check_int("Steps", steps, 2, MAX_STEPS)
+        latents = [self.latent(model, operand, label) for operand in operands]
+        segments = [interpolate(a, b, steps, method)[:-1] for a, b in zip(latents, latents[1:])]
+        path = torch.cat([*segments, latents[-1][None]])
+        return self.decode(model, path, label)

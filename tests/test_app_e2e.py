@@ -150,3 +150,40 @@ def http_status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def test_studio_endpoints(client):
+    (before, after), info = client.predict(image=handle_file(EXAMPLE), model="vae", api_name="/invert")
+    assert "PSNR" in info and " s." in info
+    assert_picture(after, (28, 28))
+    (before, after), info = client.predict(model="vae", seed=4, target="Bag", amount=2.0, api_name="/move")
+    assert not np.array_equal(pixels(before), pixels(after)) and "towards **Bag**" in info
+    same = client.predict(model="vae", seed=4, target="Bag", amount=2.0, api_name="/move")[0]
+    assert np.array_equal(pixels(after), pixels(same[1])), "same settings, same pixels"
+    with pytest.raises(AppError, match="class as an input"):
+        client.predict(model="cgan", seed=4, target="Bag", amount=2.0, api_name="/move")
+
+    operands, result = client.predict(model="vae", a="Sneaker", b="Sandal", c="seed 3", api_name="/arithmetic")
+    assert_picture(result, (28, 28)) is not None and Image.open(operands).size == (88, 28)
+    strip, gif, _ = client.predict(model="dcgan", keys="seed 0, Bag, seed 5", steps=4, api_name="/keyframes")
+    assert Image.open(strip).size == (7 * 28 + 6 * 2, 28) and Image.open(gif).n_frames == 7
+    with pytest.raises(AppError, match="keyframes"):
+        client.predict(model="dcgan", keys="seed 0", api_name="/keyframes")
+
+    decoded, near, where = client.predict(x=1.0, y=-0.5, api_name="/map_point")
+    assert_picture(decoded, (28, 28)) is not None and len(near) == 8 and "1.00" in where
+
+
+def test_inpaint_endpoint(client, tmp_path):
+    mask = np.zeros((28, 28), np.uint8)
+    mask[:, 14:] = 255  # regenerate the right half
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    (original, blended), generated, info = client.predict(
+        image=handle_file(EXAMPLE), mask=handle_file(str(tmp_path / "mask.png")), model="vae", api_name="/inpaint"
+    )
+    a, b = pixels(original), pixels(blended)
+    assert np.array_equal(a[:, :14], b[:, :14]), "the kept half is the user's"
+    assert "PSNR" in info
+    with pytest.raises(AppError, match="empty"):
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "empty.png")
+        client.predict(image=handle_file(EXAMPLE), mask=handle_file(str(tmp_path / "empty.png")), api_name="/inpaint")

@@ -141,3 +141,23 @@ def test_a_shared_link_restores_the_settings_and_json_loads_back(page):
     page.goto(f"{base}?seed=-3")  # a bad link: a warning, and the page keeps its defaults
     page.get_by_text("were not applied", exact=False).first.wait_for()
     image_source(page, "#generate-grid")
+
+
+@needs_browser
+def test_studio_and_map_tabs(page):
+    page.goto(page.url.split("?")[0])
+    open_tab(page, "Studio")
+    page.locator("#studio-seed").click()
+    page.locator("#studio-slider img").first.wait_for()
+    page.locator("#studio-apply").click()
+    page.get_by_text("towards **Sneaker**".replace("**", ""), exact=False).first.wait_for()
+    page.locator("#studio-undo").click()
+    page.screenshot(path=ARTIFACTS / "studio.png", full_page=True)
+
+    open_tab(page, "Map")
+    map_image = page.locator("#latent-map img").first
+    map_image.wait_for(state="visible")
+    box = map_image.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.6)
+    page.get_by_text("Map point (", exact=False).first.wait_for()
+    page.screenshot(path=ARTIFACTS / "map.png", full_page=True)

@@ -1,0 +1,250 @@
+"""The latent studio's maths: inversion, meaningful directions, latent arithmetic and a 2-D latent map.
+
+- Inversion brings an image into a model's latent space. The VAE has an encoder: z = mu(x). A GAN
+  has none, so z is found by optimisation (Abdal et al. 2019; Xia et al. 2022): minimise the squared
+  pixel error ||M * (G(z) - x)||^2 over z with Adam from several seeded starting points at once and
+  keep the best. A mask M (1 = keep) restricts the loss to part of the image, which is how masked
+  regeneration fills the rest consistently.
+- Class directions (InterFaceGAN, Shen et al. 2020): where in latent space the classifier (GANs: on
+  generated samples) or the labels (VAE: posterior means of the training set) put class c, as the
+  unit vector from the overall mean to class c's mean; optionally made orthogonal to other classes'
+  directions (InterFaceGAN's conditional manipulation, n1 - (n1 . n2) n2, by Gram-Schmidt).
+- Principal directions (GANSpace, Härkönen et al. 2020): PCA where it is meaningful, the VAE's
+  posterior means, or a GAN's first hidden layer, whose components are carried back to z by a
+  linear regression of z on the PCA coordinates.
+- The latent map: PCA of the VAE's posterior means of the test set to 2-D; a point of the map is
+  decoded through the inverse projection (the other coordinates at their mean), for any latent size.
+
+Everything is seeded: same inputs, same outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import CLASS_NAMES, to_tensor
+from .latent import seed_to_z
+
+INVERT_STEPS = 150  # Adam steps of GAN inversion
+INVERT_RESTARTS = 16  # starting points optimised together
+INVERT_LR = 0.08
+DIRECTION_SAMPLES = 16_384  # samples (GANs) behind the class directions (the first 4,096 for PCA)
+PCA_SAMPLES = 4096  # GAN samples whose first-layer activations the principal directions come from
+PRINCIPAL_COMPONENTS = 8
+
+
+@dataclass
+class Inversion:
+    """An image brought into latent space."""
+
+    z: torch.Tensor  # (latent_dim,)
+    image: torch.Tensor  # (1, 28, 28) in [-1, 1], decoded from z
+    psnr: float  # dB, of the decoded image to the target (on the kept pixels when masked)
+    seconds: float
+
+
+def _decode(model: nn.Module, z: torch.Tensor, label: int | None) -> torch.Tensor:
+    return model.decode(z, label) if label is not None else model.decode(z)
+
+
+def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """PSNR in dB on [0, 1] pixels of images in [-1, 1], over the pixels where mask is 1."""
+    error = ((prediction - target) / 2) ** 2
+    if mask is not None:
+        error = error[mask.expand_as(error) > 0.5]
+    mse = error.mean().clamp_min(1e-10)
+    return float(10 * torch.log10(1 / mse))
+
+
+def invert(
+    model: nn.Module,
+    target: torch.Tensor,
+    *,
+    label: int | None = None,
+    mask: torch.Tensor | None = None,
+    steps: int = INVERT_STEPS,
+    restarts: int = INVERT_RESTARTS,
+    seed: int = 0,
+    progress=None,
+) -> Inversion:
+    """The latent of `target` (1, 28, 28) in [-1, 1]: the VAE's encoder mean, or optimisation for a GAN.
+
+    With `mask` (1, 28, 28), 1 = pixels to match, the loss ignores the rest (a VAE then starts from its
+    encoder's guess and is optimised too). `label` for a conditional generator. `progress(fraction)`
+    is called while optimising.
+    """
+    started = time.perf_counter()
+    device = next(model.parameters()).device
+    with torch.inference_mode(False), torch.enable_grad():
+        x = target.detach().clone().to(device)[None]  # (1, 1, 28, 28), a normal tensor autograd can save
+        weights = torch.ones_like(x) if mask is None else mask.detach().clone().to(device)[None].expand_as(x)
+        if hasattr(model, "encode"):
+            mu, _ = model.encode(x.detach())
+            if mask is None:
+                z = mu.detach()
+                return _result(model, z[0], x[0], None, label, started)
+            z = mu.detach().clone()  # a single start: the encoder's guess
+        else:
+            z = seed_to_z(seed, restarts, model.latent_dim, device=device)
+        z.requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=INVERT_LR)
+        labels = None if label is None else torch.full((len(z),), label, device=device, dtype=torch.long)
+        for step in range(steps):
+            images = model.decode(z, labels) if labels is not None else model.decode(z)
+            per_start = (((images - x) ** 2) * weights).flatten(1).sum(1) / weights.flatten(1).sum(1)
+            optimizer.zero_grad(set_to_none=True)
+            per_start.sum().backward(inputs=[z])
+            optimizer.step()
+            if progress is not None and step % 10 == 0:
+                progress(step / steps)
+        with torch.no_grad():
+            images = model.decode(z, labels) if labels is not None else model.decode(z)
+            best = (((images - x) ** 2) * weights).flatten(1).sum(1).argmin()
+        return _result(model, z[best].detach(), x[0], mask, label, started)
+
+
+def _result(model, z, target, mask, label, started) -> Inversion:
+    with torch.no_grad():
+        image = _decode(model, z[None], label)[0]
+    return Inversion(z=z, image=image, psnr=masked_psnr(image, target, mask), seconds=time.perf_counter() - started)
+
+
+# --- directions --------------------------------------------------------------------------------
+
+
+@dataclass
+class Directions:
+    """Unit directions in a model's latent space and where the classes sit."""
+
+    classes: torch.Tensor  # (10, latent_dim): unit vector from the overall mean towards class c
+    centroids: torch.Tensor  # (10, latent_dim): each class's mean latent
+    principal: torch.Tensor  # (PRINCIPAL_COMPONENTS, latent_dim): unit principal directions
+    explained: torch.Tensor  # (PRINCIPAL_COMPONENTS,): share of variance of each component
+
+
+@torch.inference_mode()
+def generated_latents(
+    model: nn.Module, classifier: nn.Module, num: int = DIRECTION_SAMPLES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents of seeds 0..num-1 and the classifier's labels for the images they decode to."""
+    device = next(model.parameters()).device
+    z = torch.cat([seed_to_z(start, min(8192, num - start), model.latent_dim) for start in range(0, num, 8192)])
+    z = z.to(device)
+    labels = torch.cat([classifier(model.decode(part)).argmax(1) for part in z.split(1024)])
+    return z.cpu(), labels.cpu()
+
+
+@torch.inference_mode()
+def posterior_means(vae: nn.Module, images: torch.Tensor, batch: int = 2000) -> torch.Tensor:
+    """The VAE's posterior means (N, latent_dim) of uint8 images (N, 28, 28)."""
+    device = next(vae.parameters()).device
+    return torch.cat(
+        [vae.encode(to_tensor(images[s : s + batch]).to(device))[0].cpu() for s in range(0, len(images), batch)]
+    )
+
+
+def class_directions(z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(directions, centroids), each (10, D): unit vectors from the mean of `z` to each class's mean."""
+    centroids = torch.stack(
+        [z[labels == c].mean(0) if (labels == c).any() else z.mean(0) for c in range(len(CLASS_NAMES))]
+    )
+    directions = centroids - z.mean(0)
+    return directions / directions.norm(dim=1, keepdim=True).clamp_min(1e-8), centroids
+
+
+def orthogonalise(direction: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """`direction` with the span of `others` (K, D) removed (Gram-Schmidt), renormalised."""
+    basis = []
+    for other in others:
+        for b in basis:
+            other = other - (other @ b) * b
+        if other.norm() > 1e-6:
+            basis.append(other / other.norm())
+    for b in basis:
+        direction = direction - (direction @ b) * b
+    norm = direction.norm()
+    if norm < 1e-6:
+        raise ValueError("The direction lies in the span of the ones to keep fixed; nothing is left to move along.")
+    return direction / norm
+
+
+def pca(points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean (D,), components (k, D) orthonormal, explained variance share (k,)) of points (N, D)."""
+    mean = points.mean(0)
+    centred = (points - mean).double()
+    total = (centred**2).sum()
+    if min(centred.shape) > 4 * k:  # wide activations: a randomised low-rank SVD (seeded), far faster
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(0)
+        _, singular, v = torch.svd_lowrank(centred, q=k + 10, niter=4)
+        torch.random.set_rng_state(generator_state)
+        vh = v.T
+    else:
+        _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    variance = singular[:k] ** 2
+    return mean, vh[:k].float(), (variance / total).float()
+
+
+@torch.inference_mode()
+def gan_principal_directions(generator: nn.Module, z: torch.Tensor, k: int = PRINCIPAL_COMPONENTS):
+    """GANSpace for a DCGAN-style generator: PCA of its first hidden layer, regressed back onto z.
+
+    Returns (directions (k, D) unit vectors in z, explained variance share (k,)).
+    """
+    device = next(generator.parameters()).device
+    first_block = generator.net[: _first_block_end(generator.net)]
+    activations = torch.cat(
+        [first_block(part.to(device).reshape(len(part), -1, 1, 1)).flatten(1).cpu() for part in z.split(1024)]
+    )
+    mean, components, explained = pca(activations, k)
+    coordinates = (activations - mean) @ components.T  # (N, k)
+    # z ~ coordinates @ U: U's row j is the z-direction along which component j grows.
+    solution = torch.linalg.lstsq(coordinates.double(), z.double()).solution.float()  # (k, D)
+    return solution / solution.norm(dim=1, keepdim=True).clamp_min(1e-8), explained
+
+
+def _first_block_end(net: nn.Sequential) -> int:
+    """Index just after the first ReLU of a generator's layers (its first hidden activation)."""
+    for index, layer in enumerate(net):
+        if isinstance(layer, nn.ReLU):
+            return index + 1
+    raise ValueError("The generator has no ReLU layer to read activations from.")
+
+
+def move(z: torch.Tensor, directions: torch.Tensor, amounts: list[float]) -> torch.Tensor:
+    """z + sum_i amounts[i] * directions[i] * sqrt(D): amounts in units of a typical latent's norm / sqrt(D)."""
+    scale = z.shape[-1] ** 0.5 / 4  # one unit = a quarter of a typical N(0, I) latent's length
+    offset = sum(amount * direction for amount, direction in zip(amounts, directions) if amount)
+    return z + scale * offset if isinstance(offset, torch.Tensor) else z
+
+
+# --- the latent map ----------------------------------------------------------------------------
+
+
+@dataclass
+class LatentMap:
+    """A 2-D PCA map of latents: the projection, its inverse, and the mapped points."""
+
+    mean: torch.Tensor  # (D,)
+    axes: torch.Tensor  # (2, D) orthonormal principal directions
+    points: torch.Tensor  # (N, 2) map coordinates of the latents
+    labels: torch.Tensor  # (N,) their classes
+    explained: torch.Tensor  # (2,) variance share of each axis
+
+    @classmethod
+    def fit(cls, latents: torch.Tensor, labels: torch.Tensor) -> LatentMap:
+        mean, axes, explained = pca(latents, 2)
+        return cls(mean=mean, axes=axes, points=(latents - mean) @ axes.T, labels=labels, explained=explained)
+
+    def to_latent(self, x: float, y: float) -> torch.Tensor:
+        """The latent (D,) at map point (x, y): the mean plus x and y along the two axes."""
+        return self.mean + x * self.axes[0] + y * self.axes[1]
+
+    def nearest(self, x: float, y: float, k: int = 8) -> torch.Tensor:
+        """Indices of the k mapped points closest to (x, y)."""
+        distances = (self.points - torch.tensor([x, y])).norm(dim=1)
+        return distances.topk(min(k, len(distances)), largest=False).indices

@@ -1,0 +1,148 @@
+"""The latent studio: the maths (inversion, directions, PCA map) and the Lab's studio actions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genmodels.data import CLASS_NAMES, to_tensor
+from genmodels.dcgan import DCGANConfig, Generator
+from genmodels.lab import Lab
+from genmodels.latent import seed_to_z
+from genmodels.studio import LatentMap, invert, masked_psnr, move, orthogonalise, pca
+from tests.conftest import needs_data
+
+# --- maths on known cases -----------------------------------------------------------------------
+
+
+def test_orthogonalise_removes_the_kept_directions():
+    torch.manual_seed(0)
+    direction, others = torch.randn(16), torch.randn(3, 16)
+    result = orthogonalise(direction, others)
+    assert torch.allclose(result.norm(), torch.tensor(1.0))
+    assert torch.allclose(others @ result, torch.zeros(3), atol=1e-5)
+    with pytest.raises(ValueError, match="span"):
+        orthogonalise(others[0], others)
+
+
+def test_pca_finds_the_axis_of_largest_spread_and_the_map_inverts_it():
+    torch.manual_seed(0)
+    points = torch.randn(2000, 5) * torch.tensor([5.0, 2.0, 0.1, 0.1, 0.1]) + 3.0
+    mean, components, explained = pca(points, 2)
+    assert abs(components[0, 0].abs().item() - 1) < 1e-3 and abs(components[1, 1].abs().item() - 1) < 1e-2
+    assert explained[0] > 0.8 and explained.sum() > 0.99
+    found = LatentMap.fit(points, torch.zeros(2000, dtype=torch.long))
+    x, y = found.points[7].tolist()
+    back = found.to_latent(x, y)
+    assert torch.allclose(back[:2], points[7, :2], atol=0.05), "the two mapped directions come back"
+    assert found.nearest(x, y, k=1).tolist() == [7]
+
+
+def test_move_scales_with_the_amount():
+    z, direction = torch.zeros(64), torch.zeros(64)
+    direction[3] = 1.0
+    assert move(z, [direction], [2.0])[3] == pytest.approx(2.0 * 64**0.5 / 4)
+    assert torch.equal(move(z, [direction], [0.0]), z)
+
+
+def test_masked_psnr_ignores_masked_pixels():
+    target = torch.zeros(1, 28, 28)
+    prediction = target.clone()
+    prediction[:, :14] = 1.0  # wrong top half
+    mask = torch.zeros(1, 28, 28)
+    mask[:, 14:] = 1  # judge the bottom half only
+    assert masked_psnr(prediction, target, mask) == pytest.approx(100.0)
+    assert masked_psnr(prediction, target) < 10
+
+
+def test_gan_inversion_recovers_an_image_the_generator_made():
+    torch.manual_seed(0)
+    generator = Generator(DCGANConfig(latent_dim=16, gen_width=16)).eval()
+    target = generator.sample(1, seed=123)[0]
+    result = invert(generator, target, steps=200, restarts=8)
+    assert result.psnr > 25, result.psnr
+    assert result.image.shape == (1, 28, 28) and result.z.shape == (16,)
+    again = invert(generator, target, steps=200, restarts=8)
+    assert torch.equal(result.z, again.z), "seeded starts: same image, same latent"
+
+
+def test_masked_inversion_does_not_look_at_masked_pixels():
+    torch.manual_seed(0)
+    generator = Generator(DCGANConfig(latent_dim=16, gen_width=16)).eval()
+    target = generator.sample(1, seed=5)[0]
+    mask = torch.ones(1, 28, 28)
+    mask[:, 10:18, 10:18] = 0
+    scribbled = target.clone()
+    scribbled[:, 10:18, 10:18] = 1.0  # whatever is under the mask must not matter
+    a = invert(generator, target, mask=mask, steps=60, restarts=4)
+    b = invert(generator, scribbled, mask=mask, steps=60, restarts=4)
+    assert torch.equal(a.z, b.z)
+
+
+# --- the Lab's studio on the bundled models ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return Lab("cpu")
+
+
+@needs_data
+@pytest.mark.parametrize("model", ["dcgan", "vae"])
+def test_class_directions_raise_that_class_for_most_seeds(lab, model):
+    """For every class c, moving 100 seeds along "more c" raises the classifier's p(c) for >= 80%."""
+    classifier = lab.model("classifier", generative=False)
+    z = seed_to_z(1000, 100, lab.model(model).latent_dim)
+    with torch.inference_mode():
+        before = classifier(lab.decode(model, z)).softmax(1)
+        for c, name in enumerate(CLASS_NAMES):
+            after = classifier(lab.decode(model, lab.move(model, z, name, 2.0))).softmax(1)
+            share = (after[:, c] > before[:, c]).double().mean().item()
+            assert share >= 0.8, f"{model}: more {name} raised p({name}) for only {share:.0%} of seeds"
+
+
+@needs_data
+def test_keeping_a_class_fixed_changes_the_move(lab):
+    z = seed_to_z(0, 1, lab.model("vae").latent_dim)
+    free = lab.move("vae", z, "Sneaker", 2.0)
+    kept = lab.move("vae", z, "Sneaker", 2.0, keep=["Sandal"])
+    direction = lab.directions("vae").classes[CLASS_NAMES.index("Sandal")]
+    assert abs(float((kept - z)[0] @ direction)) < 1e-4, "no movement along the kept class"
+    assert not torch.allclose(free, kept)
+
+
+@needs_data
+def test_arithmetic_keyframes_and_the_map(lab):
+    image = np.asarray(to_tensor(np.zeros((28, 28), np.uint8)))  # any array works as an operand type check
+    assert image.shape == (1, 1, 28, 28)
+    z = lab.arithmetic("vae", "Sneaker", "Sandal", "seed 3")
+    assert z.shape == (lab.model("vae").latent_dim,)
+    assert torch.allclose(
+        z, lab.latent("vae", "Sneaker") - lab.latent("vae", "class Sandal") + lab.latent("vae", "seed 3")
+    )
+    frames = lab.keyframes("dcgan", ["seed 0", "Bag", "seed 5"], steps=6)
+    assert frames.shape == (11, 1, 28, 28)
+    with pytest.raises(ValueError, match="keyframes"):
+        lab.keyframes("dcgan", ["seed 0"])
+    with pytest.raises(ValueError):
+        lab.latent("vae", "Hat")
+    decoded, neighbours, labels = lab.map_point(0.0, 0.0)
+    assert decoded.shape == (28, 28) and neighbours.shape == (8, 28, 28) and len(labels) == 8
+    with pytest.raises(ValueError):
+        lab.map_point(float("nan"), 0.0)
+
+
+@needs_data
+def test_inverting_test_images(lab):
+    from genmodels.data import load_fashion_mnist
+
+    images = load_fashion_mnist("test").images[:3].numpy()
+    for model in ("vae", "dcgan", "cgan"):
+        for image in images:
+            result = lab.invert(model, image)
+            assert result.psnr > 12 and torch.isfinite(result.z).all()
+    with pytest.raises(ValueError, match="mask"):
+        lab.invert("dcgan", images[0], mask=np.zeros((28, 28), bool))
+    with pytest.raises(ValueError, match="class as an input"):
+        lab.directions("cgan")
