@@ -408,10 +408,24 @@ def arithmetic(
 
 @friendly
 def keyframes(
-    model: str, keys: str = "seed 0, Sneaker, seed 5", steps: int = 8, method: str = "slerp", label=CLASS_NAMES[0]
+    model: str,
+    keys: str = "seed 0, Sneaker, seed 5",
+    steps: int = 8,
+    method: str = "slerp",
+    label: str = CLASS_NAMES[0],
+    images: list | None = None,
 ):
-    """A path through keyframes (comma-separated seeds and class names), as a strip and a GIF."""
-    operands = [key for key in (part.strip() for part in keys.split(",")) if key]
+    """A path through keyframes, as a strip and a GIF. `keys` lists them, comma-separated: seeds
+    ("seed 3"), class centroids ("Sneaker") and uploaded `images` by position ("image 1")."""
+    operands = []
+    for key in (part.strip() for part in keys.split(",")):
+        if key.lower().startswith("image"):
+            number = check_int("Image number", _number(key[5:].strip() or "0"), 1, len(images or []) or 1)
+            if not images:
+                raise ValueError(f"{key!r}: upload the keyframe images first.")
+            operands.append(read_upload(images[number - 1]).image)
+        elif key:
+            operands.append(key)
     frames = to_uint8_list(lab.keyframes(model, operands, steps, method, label))
     gif = save_output(gif_bytes([upscale(frame, GIF_ZOOM) for frame in frames], boomerang=False), ".gif")
     return row(frames), gif, gif
@@ -897,7 +911,13 @@ def build_demo() -> gr.Blocks:
                                 label="A − B + C", format="png", elem_classes="enlarge", elem_id="arithmetic-result"
                             )
                     with gr.Accordion("Keyframes: a path through several latents, as a GIF", open=False):
-                        k_keys = gr.Textbox("seed 0, Sneaker, Bag, seed 5", label="Keyframes (comma-separated)")
+                        k_keys = gr.Textbox(
+                            "seed 0, Sneaker, Bag, seed 5",
+                            label="Keyframes, comma-separated: seed 3, a class name, or image 1, image 2 … below",
+                        )
+                        k_images = gr.File(
+                            label="Keyframe images (optional)", file_count="multiple", file_types=["image"]
+                        )
                         with gr.Row():
                             k_steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Frames per segment")
                             k_method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
@@ -959,7 +979,10 @@ def build_demo() -> gr.Blocks:
                 api_name="arithmetic",
             )
             k_run.click(
-                keyframes, [s_model, k_keys, k_steps, k_method, s_label], [k_strip, k_gif, k_file], api_name="keyframes"
+                keyframes,
+                [s_model, k_keys, k_steps, k_method, s_label, k_images],
+                [k_strip, k_gif, k_file],
+                api_name="keyframes",
             )
             m_from_seed.click(editor_from_seed, [s_model, s_seed, s_label], m_editor, api_visibility="private")
             m_run.click(

@@ -169,6 +169,10 @@ def test_studio_endpoints(client):
     assert Image.open(strip).size == (7 * 28 + 6 * 2, 28) and Image.open(gif).n_frames == 7
     with pytest.raises(AppError, match="keyframes"):
         client.predict(model="dcgan", keys="seed 0", api_name="/keyframes")
+    strip = client.predict(
+        model="vae", keys="seed 0, image 1, Bag", steps=3, images=[handle_file(EXAMPLE)], api_name="/keyframes"
+    )[0]
+    assert Image.open(strip).size == (5 * 28 + 4 * 2, 28), "an uploaded image is a keyframe too"
 
     decoded, near, where = client.predict(x=1.0, y=-0.5, api_name="/map_point")
     assert_picture(decoded, (28, 28)) is not None and len(near) == 8 and "1.00" in where
