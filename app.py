@@ -22,6 +22,7 @@ import logging
 import os
 import random
 import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -60,6 +61,12 @@ from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, load_imag
 from genmodels.registry import MODELS, parse_model_repos
 
 logger = logging.getLogger("app")
+
+# Gradio summarises its per-event analytics with pandas after every event, over up to 10,000
+# records: under load that work grows with each request. Summarise every 500 events over the last
+# 1,000 instead (Gradio's own settings, read when the queue is made; the environment overrides them).
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 GIF_ZOOM = 8  # GIF frames are enlarged to 224x224 (nearest-neighbour): a GIF is viewed outside the page
 # Model outputs are sent at their true 28x28 resolution (small to encode and honest through the API);
@@ -1071,6 +1078,17 @@ lab = make_lab(os.environ.get("GENMODELS_DEVICE", "auto"), os.environ.get("GENMO
 demo = build_demo()
 
 
+def warm_studio() -> None:
+    """Compute the studio's directions and the latent map in the background, before the first click."""
+    for name in lab.generative():
+        if not MODELS[name].conditional:
+            try:
+                lab.directions(name)
+            except (ValueError, OSError) as exc:  # e.g. no Fashion-MNIST files for the VAE's directions
+                logger.warning("Studio directions for %s unavailable: %s", name, exc)
+    show_map()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the Latent Lab web app.")
     # Defaults from Gradio's own variables, which a Hugging Face Space sets (0.0.0.0:7860).
@@ -1098,6 +1116,7 @@ def main() -> None:
         lab = make_lab(args.device, " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo]))
         demo = build_demo()
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
+    threading.Thread(target=warm_studio, name="warm-studio", daemon=True).start()
     demo.launch(
         server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **LAUNCH_OPTIONS
     )

@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -26,15 +27,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from gradio_client import Client, handle_file
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "genmodels" / "examples").glob("*.png"))
 
 
 def calls(client: Client) -> list[tuple[str, callable]]:
-    """One call per endpoint, with arguments a user would send."""
+    """One call per endpoint, with arguments a user would send (inversion: the VAE's encoder; GAN
+    inversion is an optimisation of about a second, measured by bench_inversion instead)."""
     image = handle_file(str(EXAMPLES[0]))
+    mask = handle_file(str(mask_file()))
     return [
         ("generate", lambda seed: client.predict(model="dcgan", seed=seed, num=16, api_name="/generate")),
         ("roundtrip", lambda seed: client.predict(image=image, seed=seed, api_name="/roundtrip")),
@@ -48,8 +53,32 @@ def calls(client: Client) -> list[tuple[str, callable]]:
             lambda seed: client.predict(model="cgan", seed=seed, num=8, label="Bag", api_name="/generate"),
         ),
         ("settings", lambda seed: client.predict(model="vae", seed=seed, num=4, api_name="/settings")),
+        ("invert", lambda seed: client.predict(image=image, model="vae", api_name="/invert")),
+        (
+            "move",
+            lambda seed: client.predict(model="vae", seed=seed, target="Bag", amount=2.0, pc1=1.0, api_name="/move"),
+        ),
+        (
+            "arithmetic",
+            lambda seed: client.predict(
+                model="dcgan", a="Sneaker", b="Sandal", c=f"seed {seed}", api_name="/arithmetic"
+            ),
+        ),
+        ("keyframes", lambda seed: client.predict(model="vae", keys=f"seed {seed}, Bag, Coat", api_name="/keyframes")),
+        ("inpaint", lambda seed: client.predict(image=image, mask=mask, model="vae", api_name="/inpaint")),
+        ("map_point", lambda seed: client.predict(x=seed % 7 - 3.0, y=1.0, api_name="/map_point")),
         ("ping", lambda seed: client.predict(api_name="/ping")),
     ]
+
+
+def mask_file() -> Path:
+    """A 28x28 PNG mask whose right half is white (regenerate that half), written once."""
+    path = Path(tempfile.gettempdir()) / "genmodels-bench-mask.png"
+    if not path.exists():
+        mask = np.zeros((28, 28), np.uint8)
+        mask[:, 14:] = 255
+        Image.fromarray(mask).save(path)
+    return path
 
 
 @dataclass

@@ -30,6 +30,7 @@ from .data import CLASS_NAMES, to_tensor
 from .latent import seed_to_z
 
 INVERT_STEPS = 150  # Adam steps of GAN inversion
+REFINE_STEPS = 40  # Adam steps of a masked VAE inversion, which starts from the encoder's guess
 INVERT_RESTARTS = 16  # starting points optimised together
 INVERT_LR = 0.08
 DIRECTION_SAMPLES = 16_384  # samples (GANs) behind the class directions (the first 4,096 for PCA)
@@ -87,7 +88,8 @@ def invert(
             if mask is None:
                 z = mu.detach()
                 return _result(model, z[0], x[0], None, label, started)
-            z = mu.detach().clone()  # a single start: the encoder's guess
+            z = mu.detach().clone()  # a single start: the encoder's guess, refined briefly
+            steps = min(steps, REFINE_STEPS)
         else:
             z = seed_to_z(seed, restarts, model.latent_dim, device=device)
         z.requires_grad_(True)
