@@ -81,6 +81,7 @@ OUTPUT_DIR = Path(tempfile.gettempdir()) / "genmodels-app"
 MAX_OUTPUT_FILES = 500  # downloadable files kept on disk; the oldest go first
 QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
 CONCURRENCY = 2  # requests computed at once per event: one per CPU core of a small machine
+MAX_THREADS = 4  # requests computed at once over all events
 SEED_RANGE = MAX_SEED - MAX_IMAGES
 # Files the server may hand out: only what Gradio itself created (uploads, outputs moved to its cache);
 # never the checkpoints, training runs, the repository's history or the Hub's local cache and token.
@@ -95,6 +96,9 @@ LAUNCH_OPTIONS = {  # main() and the tests
     "css": CSS,
     "max_file_size": MAX_FILE_BYTES,
     "show_error": True,
+    # Worker threads for all events together: a few per core. Each thread that runs the models keeps
+    # its own oneDNN kernel caches, so Gradio's default of 40 costs memory and buys nothing on 2 cores.
+    "max_threads": MAX_THREADS,
     "allowed_paths": ALLOWED_PATHS,
     "blocked_paths": BLOCKED_PATHS,
 }

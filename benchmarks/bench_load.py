@@ -124,6 +124,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, in seconds (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(
     port: int, flags: tuple[str, ...] = (), env: dict | None = None, cwd: Path = ROOT, output=subprocess.DEVNULL
 ) -> subprocess.Popen:
@@ -155,7 +161,7 @@ def run_load(clients: int, requests: int) -> dict:
     try:
         warm = Results()
         client_loop(url, 0, len(calls(Client(url, verbose=False))), warm)  # every endpoint once
-        memory_before = rss_mb(server.pid)
+        memory_before, cpu_before = rss_mb(server.pid), cpu_seconds(server.pid)
         results = Results()
         share, extra = divmod(requests, clients)
         threads = [
@@ -167,7 +173,7 @@ def run_load(clients: int, requests: int) -> dict:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        memory_after = rss_mb(server.pid)
+        memory_after, cpu_after = rss_mb(server.pid), cpu_seconds(server.pid)
         alive = server.poll() is None
     finally:
         server.terminate()
@@ -185,7 +191,13 @@ def run_load(clients: int, requests: int) -> dict:
         "rss_before_mb": memory_before,
         "rss_after_mb": memory_after,
         "server_alive": alive,
+        "server_cpu_s": cpu_after - cpu_before,
     }
+
+
+def elapsed_share(report: dict) -> float:
+    """CPU seconds both cores offer over the run."""
+    return report["seconds"] * (os.cpu_count() or 1)
 
 
 def main() -> None:
@@ -203,6 +215,10 @@ def main() -> None:
         print(f"| {name} | {count} | {median:.3f} | {high:.3f} |")
     print(f"| **all** | {report['completed']} | {report['median_s']:.3f} | {report['p95_s']:.3f} |\n")
     growth = report["rss_after_mb"] - report["rss_before_mb"]
+    print(
+        f"server CPU: {report['server_cpu_s']:.1f} s ({report['server_cpu_s'] / elapsed_share(report):.0%} of both cores), "
+        f"{report['server_cpu_s'] / max(1, report['completed']) * 1000:.0f} ms per request; the clients use the rest"
+    )
     print(f"errors: {len(report['errors'])}" + "".join(f"\n  {error}" for error in report["errors"][:10]))
     print(
         f"server resident memory: {report['rss_before_mb']:.0f} MB -> {report['rss_after_mb']:.0f} MB "

@@ -30,7 +30,7 @@ from .data import CLASS_NAMES, to_tensor
 from .latent import seed_to_z
 
 INVERT_STEPS = 150  # Adam steps of GAN inversion
-REFINE_STEPS = 40  # Adam steps of a masked VAE inversion, which starts from the encoder's guess
+REFINE_STEPS = 15  # Adam steps of a masked VAE inversion, which starts from the encoder's guess
 INVERT_RESTARTS = 16  # starting points optimised together
 INVERT_LR = 0.08
 DIRECTION_SAMPLES = 16_384  # samples (GANs) behind the class directions (the first 4,096 for PCA)
