@@ -153,8 +153,8 @@ classifier (GANs, on generated samples) or the labels (VAE, on training images) 
 classes to **keep fixed** and the direction is made orthogonal to theirs (InterFaceGAN's conditional
 manipulation). **Principal directions** are the main axes of variation (GANSpace: PCA of the GAN's
 first layer, carried back to *z*; for the VAE, PCA of its posterior means). Sliders are absolute
-offsets from the latent you brought in; every result is kept, **Undo** steps back, and the slider
-shows before and after.
+offsets from the latent you brought in. Every result (also of A − B + C and masked regeneration)
+is kept: **Undo** steps back, and the slider shows before and after.
 """
 
 MAP_TEXT = """
@@ -385,6 +385,27 @@ def studio_move(
     return (before, after), info, [*(history or []), (before, after)]
 
 
+def record_pair(pair, history):
+    """Put a before/after result of another studio tool into the undo history and the main slider."""
+    if not pair or pair[0] is None or pair[1] is None:
+        return gr.skip(), history
+    entry = (gray(pair[0]), gray(pair[1]))
+    return entry, [*(history or []), entry]
+
+
+def record_arithmetic(strip, result, history):
+    """A - B + C into the history: A (the strip's first tile) before, the result after."""
+    if strip is None or result is None:
+        return gr.skip(), history
+    return record_pair((gray(strip)[:, :28], result), history)
+
+
+def gray(image) -> np.ndarray:
+    """A page image (H, W) or (H, W, 3) as uint8 (H, W)."""
+    array = np.asarray(image)
+    return array[..., 0] if array.ndim == 3 else array
+
+
 def studio_undo(history):
     """Step back to the previous studio result (the first one stays)."""
     history = list(history or [])
@@ -458,7 +479,7 @@ def inpaint_editor(editor: dict | None, model: str = "dcgan", label: str = CLASS
     if not editor or editor.get("background") is None:
         raise ValueError("Load an image into the editor first (a seed or an upload), then paint over a part.")
     background = load_image(np.asarray(editor["background"]))
-    prepared = np.asarray(Image.fromarray(background).resize((28, 28), Image.BOX))
+    prepared = np.array(Image.fromarray(background).resize((28, 28), Image.BOX))
     return regenerate(prepared, mask_28(painted_layers(editor)), model, label, progress)
 
 
@@ -955,7 +976,9 @@ def build_demo() -> gr.Blocks:
                             m_slider = gr.ImageSlider(
                                 label="Before / after", format="png", elem_classes="enlarge", elem_id="mask-slider"
                             )
-                            m_generated = gr.Image(label="Model's full image", format="png", elem_classes="enlarge")
+                            m_generated = gr.Image(
+                                label="Model's full image", format="png", elem_classes="enlarge", height=260
+                            )
                         m_info = gr.Markdown()
                     # api_name="inpaint" (file image and mask) for gradio_client; the page uses the editor.
                     m_image_api = Upload(visible=False)
@@ -988,6 +1011,8 @@ def build_demo() -> gr.Blocks:
                 [s_model, a_text, b_text, c_text, a_image, b_image, c_image, s_label],
                 [a_operands, a_result],
                 api_name="arithmetic",
+            ).success(
+                record_arithmetic, [a_operands, a_result, s_history], [s_slider, s_history], api_visibility="private"
             )
             k_run.click(
                 keyframes,
@@ -998,7 +1023,7 @@ def build_demo() -> gr.Blocks:
             m_from_seed.click(editor_from_seed, [s_model, s_seed, s_label], m_editor, api_visibility="private")
             m_run.click(
                 inpaint_editor, [m_editor, s_model, s_label], [m_slider, m_generated, m_info], api_visibility="private"
-            )
+            ).success(record_pair, [m_slider, s_history], [s_slider, s_history], api_visibility="private")
             m_api.click(
                 inpaint,
                 [m_image_api, m_mask_api, s_model, s_label],

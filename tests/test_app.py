@@ -114,3 +114,23 @@ def test_output_files_are_kept_bounded(tmp_path, monkeypatch):
     for i in range(6):
         app.save_output(bytes([i]), ".png")
     assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_masked_regeneration_from_the_editor_and_the_undo_history():
+    editor = app.editor_from_seed("dcgan", 3)
+    assert editor["background"].shape == (280, 280)
+    layer = np.zeros((280, 280, 4), np.uint8)
+    layer[:, 140:, 3] = 255  # paint the right half
+    editor["layers"] = [layer]
+    (before, after), generated, info = app.inpaint_editor(editor, "vae")
+    assert np.array_equal(before[:, :14], after[:, :14]), "the unpainted half is kept"
+    assert generated.shape == (28, 28) and "PSNR" in info
+    shown, history = app.record_pair((before, after), [])
+    assert len(history) == 1 and np.array_equal(shown[1], after)
+    with pytest.raises(gr.Error, match="Paint"):
+        app.inpaint_editor({**editor, "layers": []}, "vae")
+    strip, result = app.arithmetic("vae", "Sneaker", "Sandal", "seed 3")
+    shown, history = app.record_arithmetic(strip, result, history)
+    assert len(history) == 2 and np.array_equal(shown[0], strip[:, :28])
+    previous, _, history = app.studio_undo(history)
+    assert len(history) == 1 and np.array_equal(previous[1], after)

@@ -161,3 +161,25 @@ def test_studio_and_map_tabs(page):
     page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.6)
     page.get_by_text("Map point (", exact=False).first.wait_for()
     page.screenshot(path=ARTIFACTS / "map.png", full_page=True)
+
+
+@needs_browser
+def test_masked_regeneration_in_the_editor(page):
+    page.goto(page.url.split("?")[0])
+    open_tab(page, "Studio")
+    page.get_by_text("Masked regeneration: paint over a part", exact=False).first.click()
+    page.locator("#mask-seed").click()
+    canvas = page.locator("#mask-editor canvas").first
+    canvas.wait_for(state="visible")
+    page.wait_for_timeout(1500)  # the background image settles into the canvas
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(12):
+        page.mouse.move(x + step * box["width"] * 0.03, y + step * box["height"] * 0.03)
+    page.mouse.up()
+    page.locator("#mask-button").click()
+    page.locator("#mask-slider img").first.wait_for()
+    page.get_by_text("Regenerated with", exact=False).first.wait_for()
+    page.screenshot(path=ARTIFACTS / "inpaint.png", full_page=True)
