@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from torchvision.utils import save_image
+from tqdm import tqdm
 
 from genmodels.checkpoint import load_training_state, save_training_state
 from genmodels.data import FashionMNIST, batches, load_fashion_mnist
@@ -180,6 +181,11 @@ class Run:
         save_atomic(model, self.checkpoint_dir)
         counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed(), "commands": self.commands}
         save_training_state(self.state_path, modules, optimizers, counters)
+
+    def progress(self, steps: list) -> tqdm:
+        """The epoch's progress bar over `steps` (rank 0 only shows it)."""
+        description = f"epoch {self.epoch + 1}/{self.args.epochs}"
+        return tqdm(steps, desc=description, leave=False, dynamic_ncols=True, disable=not self.dist.main)
 
     # --- several processes and the GPU fast path -------------------------------------------------
 

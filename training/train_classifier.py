@@ -14,7 +14,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from genmodels.classifier import Classifier, ClassifierConfig, accuracy
 from genmodels.data import to_tensor
@@ -68,13 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, correct, seen = 0.0, 0, 0
         steps = run.epoch_batches(len(train), args.batch_size, rng)
-        progress = tqdm(
-            steps,
-            desc=f"epoch {run.epoch + 1}/{args.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=not run.dist.main,
-        )
+        progress = run.progress(steps)
         for index in progress:
             # The learning rate follows a cosine from lr to 0, computed from the global step so resume is exact.
             for group in optimizer.param_groups:

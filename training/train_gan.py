@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
 
 from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
 from genmodels.data import CLASS_NAMES, to_tensor
@@ -116,13 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         totals = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
         steps = run.epoch_batches(len(images), args.batch_size, rng)
-        progress = tqdm(
-            steps,
-            desc=f"epoch {run.epoch + 1}/{args.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=not run.dist.main,
-        )
+        progress = run.progress(steps)
         for index in progress:
             if args.lr_decay:  # from the global step, so a resumed run follows the same schedule
                 for optimizer in (opt_g, opt_d):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from genmodels.data import to_tensor
 from genmodels.latent import seed_to_z
@@ -132,13 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         model.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, steps = 0.0, run.epoch_batches(len(train_images), args.batch_size, rng)
-        progress = tqdm(
-            steps,
-            desc=f"epoch {run.epoch + 1}/{args.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=not run.dist.main,
-        )
+        progress = run.progress(steps)
         for index in progress:
             x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             # Reparameterisation z = mu + sigma * eps with eps drawn on the CPU from the epoch's generator.
