@@ -57,7 +57,7 @@ from genmodels.lab import (
     check_int,
 )
 from genmodels.latent import MAX_SEED
-from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, load_image, prepare_upload
+from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, load_image, prepare_mask, prepare_upload
 from genmodels.registry import MODELS, parse_model_repos
 
 logger = logging.getLogger("app")
@@ -470,7 +470,7 @@ def inpaint(image, mask, model: str = "dcgan", label: str = CLASS_NAMES[0], prog
     The image is brought to 28x28 as everywhere; the mask is resized to 28x28 and refers to that.
     """
     prepared = read_upload(image).image
-    return regenerate(prepared, mask_28(load_image(mask)), model, label, progress)
+    return regenerate(prepared, prepare_mask(mask), model, label, progress)
 
 
 @friendly
@@ -480,14 +480,14 @@ def inpaint_editor(editor: dict | None, model: str = "dcgan", label: str = CLASS
         raise ValueError("Load an image into the editor first (a seed or an upload), then paint over a part.")
     background = load_image(np.asarray(editor["background"]))
     prepared = np.array(Image.fromarray(background).resize((28, 28), Image.BOX))
-    return regenerate(prepared, mask_28(painted_layers(editor)), model, label, progress)
+    return regenerate(prepared, prepare_mask(painted_layers(editor)), model, label, progress)
 
 
 def regenerate(prepared: np.ndarray, masked: np.ndarray, model: str, label: str, progress):
-    """Invert `prepared` matching only the unmasked pixels; the masked ones come from the model."""
-    result = lab.invert(model, prepared, mask=~masked, label=label, progress=lambda f: progress(f, desc="Regenerating"))
-    generated = to_uint8_list(result.image[None])[0]
-    blended = np.where(masked, generated, prepared).astype(np.uint8)
+    """The masked pixels of `prepared` redrawn by the model (Lab.inpaint), as a before/after pair."""
+    blended, generated, result = lab.inpaint(
+        model, prepared, masked, label, progress=lambda f: progress(f, desc="Regenerating")
+    )
     info = f"**Regenerated with {model}:** PSNR {result.psnr:.1f} dB on the kept pixels, in {result.seconds:.2f} s."
     return (prepared, blended), generated, info
 
@@ -499,17 +499,6 @@ def painted_layers(editor: dict) -> np.ndarray:
     if not alphas:
         raise ValueError("Paint over the part to regenerate first.")
     return np.max(alphas, axis=0).astype(np.uint8)
-
-
-def mask_28(painted: np.ndarray) -> np.ndarray:
-    """A mask (H, W) uint8, bright where to regenerate -> (28, 28) bool."""
-    small = np.asarray(Image.fromarray(painted).resize((28, 28), Image.BOX))
-    selected = small > 64
-    if not selected.any():
-        raise ValueError("The mask is empty: paint (or make white) the part to regenerate.")
-    if selected.all():
-        raise ValueError("The mask covers everything: leave some of the image to match.")
-    return selected
 
 
 def editor_from_seed(model: str, seed: int, label: str = CLASS_NAMES[0]):

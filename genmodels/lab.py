@@ -266,6 +266,15 @@ class Lab:
         conditional = class_index(label) if MODELS[model].conditional else None
         return invert(net, to_tensor(image)[0], label=conditional, mask=weights, progress=progress)
 
+    def inpaint(
+        self, model: str, image: np.ndarray, regenerate: np.ndarray, label: int | str = 0, progress=None
+    ) -> tuple[np.ndarray, np.ndarray, Inversion]:
+        """Redraw the `regenerate` pixels (28, 28) bool of a prepared image, consistently with the rest:
+        invert matching only the other pixels. Returns (blended image, the model's full image, inversion)."""
+        result = self.invert(model, image, mask=~regenerate, label=label, progress=progress)
+        generated = to_uint8(result.image[None])[0].numpy()
+        return np.where(regenerate, generated, image).astype(np.uint8), generated, result
+
     def directions(self, model: str) -> Directions:
         """Class and principal directions of an unconditional model, computed once and kept."""
         net = self.model(model)

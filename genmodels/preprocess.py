@@ -192,3 +192,18 @@ def _as_uint8(values: np.ndarray) -> np.ndarray:
 def prepare_upload(source: str | Path | bytes | Image.Image | np.ndarray) -> Prepared:
     """`load_image` then `prepare`: what every tab that takes an image does first."""
     return prepare(load_image(source))
+
+
+def prepare_mask(source: str | Path | bytes | Image.Image | np.ndarray, size: int = SIZE) -> np.ndarray:
+    """A mask, bright where to regenerate (a file or an (H, W) array), as (size, size) bool.
+
+    It is shrunk by area averaging and thresholded at a quarter of full brightness; a ValueError says
+    when it selects nothing or everything.
+    """
+    gray = load_image(source)
+    selected = np.asarray(Image.fromarray(gray).resize((size, size), Image.BOX)) > 64
+    if not selected.any():
+        raise ValueError("The mask is empty: paint (or make white) the part to regenerate.")
+    if selected.all():
+        raise ValueError("The mask covers everything: leave some of the image to match.")
+    return selected

@@ -137,3 +137,15 @@ def test_fashion_mnist_images_pass_almost_unchanged():
         unchanged += int(np.abs(out.astype(int) - image.astype(int)).mean() < 1)
     # Items already cropped, centred and light-on-dark come through as they are (most of them exactly).
     assert unchanged >= 40
+
+
+def test_prepare_mask_shrinks_and_refuses_empty_or_full_masks():
+    from genmodels.preprocess import prepare_mask
+
+    painted = np.zeros((280, 280), np.uint8)
+    painted[:, 140:] = 255
+    mask = prepare_mask(painted)
+    assert mask.shape == (28, 28) and mask[:, 14:].all() and not mask[:, :14].any()
+    for bad in (np.zeros((280, 280), np.uint8), np.full((280, 280), 255, np.uint8)):
+        with pytest.raises(ValueError, match="mask"):
+            prepare_mask(bad)
