@@ -132,9 +132,14 @@ def generator_layers(in_channels: int, width: int, image_channels: int, hidden: 
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    """DCGAN initialisation: conv and linear weights N(0, 0.02), BatchNorm scale N(1, 0.02) and shift 0.
+
+    Before BatchNorm a layer's scale sets its effective learning rate (the step is relative to the
+    weight's norm), so every layer starts at the same 0.02: torch's default for a wide nn.Linear is
+    about 0.007, which made it learn several times faster than the equivalent convolution.
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

@@ -43,6 +43,9 @@ from training.common import (
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.splitlines()[0], epochs=15, batch_size=128, lr=2e-4, out=None)
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (DCGAN paper: 0.5)")
+    parser.add_argument(
+        "--lr-d", type=float, default=None, help="discriminator learning rate (default: --lr; TTUR when different)"
+    )
     parser.add_argument("--latent-dim", type=int, default=DCGANConfig.latent_dim, help="size of z")
     parser.add_argument("--gen-width", type=int, default=DCGANConfig.gen_width, help="generator width")
     parser.add_argument("--disc-width", type=int, default=DCGANConfig.disc_width, help="discriminator width")
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         return (labels.to(device, non_blocking=True),) if args.conditional else ()
 
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    lr_d = args.lr if args.lr_d is None else args.lr_d
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=(args.beta1, 0.999))
     modules = {"generator": generator, "discriminator": discriminator}
     average = None
     if args.ema > 0:
@@ -118,9 +122,9 @@ def main(argv: list[str] | None = None) -> None:
         progress = run.progress(steps)
         for index in progress:
             if args.lr_decay:  # from the global step, so a resumed run follows the same schedule
-                for optimizer in (opt_g, opt_d):
+                for optimizer, lr in ((opt_g, args.lr), (opt_d, lr_d)):
                     for group in optimizer.param_groups:
-                        group["lr"] = args.lr * (1.0 - run.step / total_steps)
+                        group["lr"] = lr * (1.0 - run.step / total_steps)
             real = to_tensor(images[index.to(images.device)])  # (B, 1, 28, 28)
             z = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
             fake_labels = torch.randint(0, len(CLASS_NAMES), (len(index),), generator=rng)
