@@ -15,9 +15,10 @@ import statistics
 import time
 
 import torch
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 import app
+from benchmarks.bench_load import local_client
 
 
 def p95(values: list[float]) -> float:
@@ -54,7 +55,7 @@ def main() -> None:
     app.demo.launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
     )
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+    client = local_client(f"http://127.0.0.1:{port}/")
     example = handle_file(str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0]))
     endpoints = {
         "ping (no-op)": lambda: client.predict(api_name="/ping"),

@@ -89,7 +89,7 @@ def test_app_starts_without_a_corrupt_and_a_missing_checkpoint_and_names_them(tm
     port = free_port()
     server = start_server(port, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
         config = json.dumps(client.config)
         assert "Not loaded" in config and "**vae**" in config and "**cgan**" in config
         grid, *_ = client.predict(model="dcgan", seed=0, num=4, api_name="/generate")
@@ -118,7 +118,7 @@ def test_a_failing_request_spares_the_others_and_the_server(monkeypatch):
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
     )
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
         jobs = {seed: client.submit(model="dcgan", seed=seed, num=4, api_name="/generate") for seed in range(10, 17)}
         for seed, job in jobs.items():
             if seed == 13:
