@@ -23,6 +23,7 @@ import os
 import random
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -78,7 +79,8 @@ img { image-rendering: pixelated; }
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "genmodels" / "examples"
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "genmodels-app"
-MAX_OUTPUT_FILES = 500  # downloadable files kept on disk; the oldest go first
+MAX_OUTPUT_FILES = 500  # downloadable files of each kind kept on disk; the oldest go first
+OUTPUT_MIN_AGE_S = 600  # ...but none younger than this: Gradio may still be copying it
 QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
 CONCURRENCY = 2  # requests computed at once per event: one per CPU core of a small machine
 MAX_THREADS = 4  # requests computed at once over all events
@@ -92,6 +94,7 @@ BLOCKED_PATHS = [
     str(ROOT / ".git"),
     str(Path.home() / ".cache" / "huggingface"),
 ]
+_output_lock = threading.Lock()  # one pruning of OUTPUT_DIR at a time
 LAUNCH_OPTIONS = {  # main() and the tests
     "css": CSS,
     "max_file_size": MAX_FILE_BYTES,
@@ -208,17 +211,41 @@ def friendly(fn):
 
 
 def save_output(data: bytes, suffix: str) -> str:
-    """Write a downloadable file named by its content hash; keep at most MAX_OUTPUT_FILES."""
+    """Write a downloadable file named by its content hash; keep at most MAX_OUTPUT_FILES of a kind.
+
+    Gradio copies the returned path into its cache after the function returns, so a file handed out
+    must survive until then, whatever other requests (or other servers sharing the folder) do:
+    - each write goes to its own temporary name, then replaces the final name atomically, so two
+      requests making the same picture never trip over each other's half-written file;
+    - an existing file is rewritten too, which makes it the newest and last in line for eviction;
+    - eviction only removes files older than OUTPUT_MIN_AGE_S, never one just handed out.
+    """
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUTPUT_DIR / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-    if not path.exists():
-        tmp = path.with_name(".tmp-" + path.name)
-        tmp.write_bytes(data)
-        tmp.replace(path)
-        files = sorted(OUTPUT_DIR.glob("*" + suffix), key=lambda p: p.stat().st_mtime)
-        for old in files[: max(0, len(files) - MAX_OUTPUT_FILES)]:
-            old.unlink(missing_ok=True)
+    with tempfile.NamedTemporaryFile(dir=OUTPUT_DIR, prefix=".tmp-", suffix=suffix, delete=False) as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
+    with _output_lock:
+        prune_outputs(suffix)
     return str(path)
+
+
+def prune_outputs(suffix: str) -> None:
+    """Delete the oldest `suffix` files beyond MAX_OUTPUT_FILES, sparing any younger than OUTPUT_MIN_AGE_S."""
+    entries = []
+    for entry in os.scandir(OUTPUT_DIR):
+        if entry.name.endswith(suffix) and not entry.name.startswith("."):
+            try:
+                entries.append((entry.stat().st_mtime, entry.path))
+            except FileNotFoundError:  # removed meanwhile by another server sharing the folder
+                continue
+    if len(entries) <= MAX_OUTPUT_FILES:
+        return
+    entries.sort()
+    oldest_kept = time.time() - OUTPUT_MIN_AGE_S
+    for mtime, name in entries[: len(entries) - MAX_OUTPUT_FILES]:
+        if mtime < oldest_kept:
+            Path(name).unlink(missing_ok=True)
 
 
 def read_upload(image, what: str = "an image") -> Prepared:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -113,7 +117,29 @@ def test_output_files_are_kept_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 3)
     for i in range(6):
         app.save_output(bytes([i]), ".png")
+    assert len(list(tmp_path.glob("*.png"))) == 6, "files younger than OUTPUT_MIN_AGE_S are never evicted"
+    monkeypatch.setattr(app, "OUTPUT_MIN_AGE_S", 0)
+    app.save_output(bytes([6]), ".png")
     assert len(list(tmp_path.glob("*.png"))) == 3
+    assert not list(tmp_path.glob(".tmp-*")), "no temporary file left behind"
+
+
+def test_output_files_handed_out_survive_concurrent_requests(tmp_path, monkeypatch):
+    """A picture asked for again is rewritten as the newest file, so eviction cannot take it while
+    Gradio copies it; many threads writing the same picture at once all get a whole file."""
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 2)
+    monkeypatch.setattr(app, "OUTPUT_MIN_AGE_S", 0)
+    first = Path(app.save_output(b"first", ".gif"))
+    os.utime(first, (1, 1))  # the oldest file in the folder
+    app.save_output(b"second", ".gif")
+    assert Path(app.save_output(b"first", ".gif")).exists()
+    app.save_output(b"third", ".gif")
+    assert first.exists(), "the picture handed out again was the newest, so another went first"
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda i: app.save_output(b"same picture" * 1000, ".gif"), range(32)))
+    assert len(set(paths)) == 1 and Path(paths[0]).read_bytes() == b"same picture" * 1000
 
 
 def test_masked_regeneration_from_the_editor_and_the_undo_history():
