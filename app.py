@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ctypes
 import functools
 import hashlib
 import json
@@ -94,6 +95,7 @@ BLOCKED_PATHS = [
     str(ROOT / ".git"),
     str(Path.home() / ".cache" / "huggingface"),
 ]
+MMAP_THRESHOLD = 64 * 1024  # bytes; see release_freed_memory()
 _output_lock = threading.Lock()  # one pruning of OUTPUT_DIR at a time
 LAUNCH_OPTIONS = {  # main() and the tests
     "css": CSS,
@@ -1134,7 +1136,24 @@ def warm_studio() -> None:
     show_map()
 
 
+def release_freed_memory() -> None:
+    """Serve allocations of MMAP_THRESHOLD bytes and more (tensors, images) straight from the OS.
+
+    glibc raises its mmap threshold each time such a block is freed (up to 32 MB); from then on
+    tensors come from its heap arenas, which concurrent requests fragment so that freed memory is
+    never handed back. Measured on this app (32 clients, 3 x 384 requests of every endpoint):
+    resident memory +342 MB with the dynamic threshold, +65 MB with a fixed 64 KiB one, the same
+    setting as MALLOC_MMAP_THRESHOLD_=65536. Does nothing off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
+
+
 def main() -> None:
+    release_freed_memory()
     parser = argparse.ArgumentParser(description="Run the Latent Lab web app.")
     # Defaults from Gradio's own variables, which a Hugging Face Space sets (0.0.0.0:7860).
     host, port = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), int(os.environ.get("GRADIO_SERVER_PORT", 7860))
