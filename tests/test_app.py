@@ -115,6 +115,7 @@ def test_edit_previews_and_projects():
 def test_output_files_are_kept_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
     monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 3)
+    monkeypatch.setattr(app, "PRUNE_EVERY", 1)
     for i in range(6):
         app.save_output(bytes([i]), ".png")
     assert len(list(tmp_path.glob("*.png"))) == 6, "files younger than OUTPUT_MIN_AGE_S are never evicted"
@@ -129,6 +130,7 @@ def test_output_files_handed_out_survive_concurrent_requests(tmp_path, monkeypat
     Gradio copies it; many threads writing the same picture at once all get a whole file."""
     monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
     monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 2)
+    monkeypatch.setattr(app, "PRUNE_EVERY", 1)
     monkeypatch.setattr(app, "OUTPUT_MIN_AGE_S", 0)
     first = Path(app.save_output(b"first", ".gif"))
     os.utime(first, (1, 1))  # the oldest file in the folder
