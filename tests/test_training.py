@@ -96,3 +96,43 @@ def test_every_flag_has_help(script):
         "--push-to-hub",
     ):
         assert flag in result.stdout
+
+
+@needs_data
+def test_conditional_gan_starts_as_the_dcgan_of_a_finished_run(tmp_path):
+    """--init-from: the cGAN's generator and discriminator start as the DCGAN run's, labels ignored."""
+    from safetensors import safe_open
+
+    from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
+    from genmodels.dcgan import DCGANConfig, Discriminator, Generator
+    from training.train_gan import start_from_unconditional
+
+    sizes = ["--gen-width", "8", "--disc-width", "8", "--gen-hidden", "16", "--disc-hidden", "32", "--latent-dim", "10"]
+    done = train("train_gan", tmp_path / "dcgan", *sizes)
+    assert done.returncode == 0, done.stderr
+    state = tmp_path / "dcgan" / "state.safetensors"
+
+    dcgan_config = DCGANConfig(latent_dim=10, gen_width=8, disc_width=8, gen_hidden=16, disc_hidden=32)
+    generator, discriminator = Generator(dcgan_config), Discriminator(dcgan_config)
+    with safe_open(str(state), framework="pt") as handle:
+        saved = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith("module/")}
+    for prefix, module in (("module/generator/", generator), ("module/discriminator/", discriminator)):
+        module.load_state_dict({k.removeprefix(prefix): v for k, v in saved.items() if k.startswith(prefix)})
+    config = CGANConfig(latent_dim=10, gen_width=8, disc_width=8, gen_hidden=16, disc_hidden=32)
+    conditional, projection = ConditionalGenerator(config), ProjectionDiscriminator(config)
+    start_from_unconditional(state, conditional, projection)
+    for module in (generator, discriminator, conditional, projection):
+        module.eval()
+    z, images = torch.randn(6, 10), torch.rand(6, 1, 28, 28) * 2 - 1
+    for label in range(3):
+        labels = torch.full((6,), label)
+        torch.testing.assert_close(conditional(z, labels), generator(z))
+        torch.testing.assert_close(projection(images, labels), discriminator(images), rtol=1e-4, atol=1e-4)
+
+    resumed = train("train_gan", tmp_path / "cgan", "--conditional", "--init-from", str(tmp_path / "dcgan"), *sizes)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "cgan" / "checkpoint" / "model.safetensors").exists()
+    mismatched = train("train_gan", tmp_path / "wide", "--conditional", "--init-from", str(tmp_path / "dcgan"))
+    assert mismatched.returncode != 0 and "does not match" in mismatched.stderr
+    unconditional = train("train_gan", tmp_path / "plain", "--init-from", str(tmp_path / "dcgan"))
+    assert unconditional.returncode != 0 and "--conditional" in unconditional.stderr

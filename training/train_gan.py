@@ -5,6 +5,7 @@
     python -m training.train_gan --epochs 30 --out runs/dcgan-30  # longer run elsewhere
     python -m training.train_gan --resume                         # continue after a kill
     python -m training.train_gan --dry-run --out /tmp/gan         # a few steps, in seconds
+    python -m training.train_gan --conditional --init-from runs/dcgan  # the cGAN, started from the DCGAN
 
 Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the seed's code uses:
     D maximises log D(x) + log(1 - D(G(z)))   -> BCE(D(x), 1) + BCE(D(G(z)), 0)
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
@@ -56,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
     parser.add_argument("--lr-decay", action="store_true", help="decay both learning rates linearly to 0 over the run")
     parser.add_argument("--conditional", action="store_true", help="train the class-conditional GAN (cgan)")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN",
+        help="--conditional: start from this finished DCGAN run folder (same widths), labels ignored at first",
+    )
     args = parser.parse_args(argv)
     args.out = args.out or ("runs/cgan" if args.conditional else "runs/dcgan")
 
@@ -70,7 +79,11 @@ def main(argv: list[str] | None = None) -> None:
             disc_hidden=args.disc_hidden,
         )
         generator, discriminator = ConditionalGenerator(config), ProjectionDiscriminator(config)
+        if args.init_from and not args.resume:
+            start_from_unconditional(Path(args.init_from) / "state.safetensors", generator, discriminator)
     else:
+        if args.init_from:
+            parser.error("--init-from starts a conditional GAN from a DCGAN run: add --conditional")
         config = DCGANConfig(
             latent_dim=args.latent_dim,
             gen_width=args.gen_width,
@@ -201,6 +214,58 @@ def main(argv: list[str] | None = None) -> None:
         load_snippet='from genmodels.dcgan import Generator\n\ngenerator = Generator.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "images = generator.sample(num=16, seed=0)  # (16, 1, 28, 28) in [-1, 1]",
     )
+
+
+def start_from_unconditional(
+    state_path: Path, generator: ConditionalGenerator, discriminator: ProjectionDiscriminator
+) -> None:
+    """Load a DCGAN run's generator and discriminator into the conditional pair, as a starting point.
+
+    The layers correspond one to one: the generator's first layer gains input rows for the class
+    embedding, set to zero; the discriminator's 7x7 convolution over the 7x7 map is its linear layer,
+    and the projection's class embedding starts at zero. So the pair starts as exactly that DCGAN,
+    ignoring the labels, and training only has to add the conditioning (a transfer start, as in
+    Wang et al. 2018, "Transferring GANs"). Optimiser states start fresh.
+    """
+    try:
+        with safe_open(str(state_path), framework="pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith("module/")}
+    except (SafetensorError, OSError) as exc:
+        raise SystemExit(f"--init-from: {state_path} is not a readable training state ({exc}).") from exc
+    try:
+        generator.load_state_dict(_conditional_generator_state(tensors, generator))
+        discriminator.load_state_dict(_projection_discriminator_state(tensors, discriminator))
+    except (RuntimeError, KeyError) as exc:
+        raise SystemExit(
+            f"--init-from: {state_path} does not match this conditional GAN (use the DCGAN's --gen-width, "
+            f"--disc-width, --gen-hidden, --disc-hidden and --latent-dim): {exc}"
+        ) from exc
+
+
+def _conditional_generator_state(tensors: dict[str, torch.Tensor], generator: ConditionalGenerator) -> dict:
+    """The DCGAN generator's weights with zero input rows for the class embedding."""
+    state = {k.removeprefix("module/generator/"): v for k, v in tensors.items() if k.startswith("module/generator/")}
+    first = generator.state_dict()["net.0.weight"]  # (latent + embed, out, 1, 1); the DCGAN's is (latent, out, 1, 1)
+    extra = first.shape[0] - state["net.0.weight"].shape[0]
+    state["net.0.weight"] = torch.cat([state["net.0.weight"], first.new_zeros(extra, *first.shape[1:])])
+    state["embed.weight"] = generator.embed.weight.detach().clone()
+    return state
+
+
+def _projection_discriminator_state(tensors: dict[str, torch.Tensor], discriminator: ProjectionDiscriminator) -> dict:
+    """The DCGAN discriminator's weights under the projection discriminator's names, projection at zero."""
+    renamed = {"net.0": "body.0", "net.2": "body.2", "net.3": "body.3", "net.5": "body.6", "net.6": "body.7"}
+    state = {"embed.weight": torch.zeros_like(discriminator.embed.weight)}
+    prefix = "module/discriminator/"
+    for key, value in tensors.items():
+        if not key.startswith(prefix):
+            continue
+        layer, _, field = key.removeprefix(prefix).rpartition(".")
+        if layer == "net.8":  # the 1x1 convolution to the logit is the linear head
+            state[f"linear.{field}"] = value.flatten(1) if field == "weight" else value
+        elif layer in renamed:  # net.5, the 7x7 convolution over the 7x7 map, is the linear layer
+            state[f"{renamed[layer]}.{field}"] = value.flatten(1) if layer == "net.5" and field == "weight" else value
+    return state
 
 
 @dataclass
