@@ -136,3 +136,16 @@ def test_conditional_gan_starts_as_the_dcgan_of_a_finished_run(tmp_path):
     assert mismatched.returncode != 0 and "does not match" in mismatched.stderr
     unconditional = train("train_gan", tmp_path / "plain", "--init-from", str(tmp_path / "dcgan"))
     assert unconditional.returncode != 0 and "--conditional" in unconditional.stderr
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["dcgan", "vae"])
+def test_bf16_autocast_path_trains_and_says_so(name, tmp_path):
+    """The GPU fast path's mixed precision, exercised on the CPU (torch.autocast supports bf16 there)."""
+    done = train(SCRIPTS[name], tmp_path, "--epochs", "1", "--precision", "bf16")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert all(value == value and abs(value) < 1e6 for value in metrics.values()), metrics  # finite
+    model = load_model(name, source=tmp_path / "checkpoint")
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters()), "fp32 weights"
+    assert "precision: bf16" in (tmp_path / "checkpoint" / "README.md").read_text()
