@@ -186,6 +186,17 @@ def main(argv: list[str] | None = None) -> None:
             title="Class-conditional GAN for Fashion-MNIST",
             summary="A DCGAN-style generator fed [z, class embedding] and trained against the DCGAN "
             f"discriminator with a projection head (Miyato and Koyama 2018) with the {args.loss} loss"
+            + (
+                f", fully connected layers of {args.gen_hidden} (G) and {args.disc_hidden} (D) units as in InfoGAN"
+                if args.gen_hidden or args.disc_hidden
+                else ""
+            )
+            + (f", started from the DCGAN run in {args.init_from}" if args.init_from else "")
+            + (
+                f", a discriminator learning rate of {lr_d} against the generator's {args.lr} (TTUR)"
+                if lr_d != args.lr
+                else ""
+            )
             + (", learning rates decayed linearly to 0" if args.lr_decay else "")
             + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
             + ". Each row of the sample grid is one class.",
@@ -207,6 +218,11 @@ def main(argv: list[str] | None = None) -> None:
             else ""
         )
         + (", spectral normalisation in the discriminator" if args.spectral_norm else "")
+        + (
+            f", a discriminator learning rate of {lr_d} against the generator's {args.lr} (TTUR)"
+            if lr_d != args.lr
+            else ""
+        )
         + (", learning rates decayed linearly to 0" if args.lr_decay else "")
         + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
         + f". z ~ N(0, I) of size {config.latent_dim} -> image in [-1, 1].",
