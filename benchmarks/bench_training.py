@@ -8,7 +8,8 @@ Both loops train the same plain DCGAN (same architecture, BCE loss, Adam, batch 
   ToTensor + Normalize, one PIL image per sample, collated by a DataLoader, and the tutorial's step,
   whose generator update also computes the discriminator's (unused) weight gradients;
 - ours (training/train_gan.py): the whole uint8 training set in memory, one index per batch and a
-  single vectorised conversion to [-1, 1], and `gan_step`, which freezes D for the generator update.
+  single vectorised conversion to [-1, 1], channels-last weights, and `gan_step`, which freezes D for
+  the generator update.
 Prints images per second for each and the ratio (target >= 1.2x).
 """
 
@@ -27,6 +28,7 @@ from torchvision import datasets, transforms
 
 from genmodels.data import DEBIAN_DIR, batches, load_fashion_mnist, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
+from training.common import MEMORY_FORMAT
 from training.train_gan import Players, discriminator_loss, gan_step, generator_loss
 
 BATCH = 128
@@ -62,8 +64,11 @@ def reference_step():
 
 
 def our_step():
-    """training/train_gan.py's step: gan_step, whose generator update skips D's unused gradients."""
+    """training/train_gan.py's step: gan_step, whose generator update skips D's unused gradients, on
+    networks in the training script's memory format (channels-last)."""
     players, latent_dim = make_players()
+    for module in (players.generator, players.discriminator):
+        module.to(memory_format=MEMORY_FORMAT)
     return lambda real: gan_step(players, real, torch.randn(len(real), latent_dim))
 
 

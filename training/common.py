@@ -44,6 +44,9 @@ from genmodels.hub import model_card, push_folder, save_atomic, write_atomic
 DRY_RUN_IMAGES = 256  # training images used by --dry-run
 DRY_RUN_MAX_EPOCHS = 2
 DRY_RUN_BATCH = 32
+# Convolution weights (and so activations) in channels-last layout, on GPUs and CPUs alike: oneDNN's
+# CPU kernels are faster in it too (plain DCGAN step at batch 128, one thread: 245 vs 284 ms).
+MEMORY_FORMAT = torch.channels_last
 EVAL_SAMPLES = 10_000  # samples scored into the model card when a run finishes
 DRY_RUN_EVAL_SAMPLES = 200
 
@@ -271,7 +274,7 @@ def start_run(
     """Create or resume the run folder; with --resume, restore modules and optimisers from it.
 
     Also joins the torchrun process group when there is one, and moves everything to the device
-    (channels-last on a GPU).
+    (channels-last, see MEMORY_FORMAT).
     """
     if args.dry_run:
         args.epochs = min(args.epochs, DRY_RUN_MAX_EPOCHS)
@@ -295,9 +298,8 @@ def start_run(
     else:
         run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
     run.commands.append(command_line())
-    memory_format = torch.channels_last if device.type == "cuda" else torch.preserve_format
     for module in modules.values():
-        module.to(device, memory_format=memory_format)
+        module.to(device, memory_format=MEMORY_FORMAT)
     for optimizer in optimizers.values():
         _optimizer_to(optimizer, device)
     return run
