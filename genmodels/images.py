@@ -82,12 +82,21 @@ def heatmap(error: np.ndarray, vmax: float = 1.0) -> np.ndarray:
     return (np.stack([red, green, blue], axis=-1) * 255).round().astype(np.uint8)
 
 
+GRAY_PALETTE = [level for gray in range(256) for level in (gray, gray, gray)]
+
+
 def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, boomerang: bool = True) -> bytes:
     """An endlessly looping animated GIF of uint8 (H, W) frames; boomerang plays them back and forth."""
     if not frames:
         raise ValueError("A GIF needs at least one frame.")
     sequence = list(frames) + (list(frames[-2:0:-1]) if boomerang else [])
-    images = [Image.fromarray(frame, mode="L") for frame in sequence]
+    # Palette images whose index is the gray level: PIL writes them as they are, where from mode L it
+    # would convert every frame first (a third of the time for the app's 224x224 frames).
+    images = []
+    for frame in sequence:
+        image = Image.frombytes("P", frame.shape[::-1], np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        image.putpalette(GRAY_PALETTE)
+        images.append(image)
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return buffer.getvalue()

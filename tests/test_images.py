@@ -53,6 +53,15 @@ def test_upscale_and_heatmap():
     assert colours[0, 1, 0] == 255 and colours[0, 1, 2] == 0  # red-yellow in the middle
 
 
+def test_gif_frames_keep_every_gray_level():
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    frames = [levels, np.ascontiguousarray(levels[::-1]), np.ascontiguousarray(levels.T)]
+    gif = Image.open(io.BytesIO(gif_bytes(frames, boomerang=False)))
+    for index, frame in enumerate(frames):
+        gif.seek(index)
+        assert np.array_equal(np.asarray(gif.convert("RGB"))[..., 0], frame)
+
+
 def test_gif_loops_back_and_forth():
     frames = [np.full((8, 8), v, np.uint8) for v in (0, 100, 200)]
     gif = Image.open(io.BytesIO(gif_bytes(frames)))
