@@ -162,3 +162,10 @@ def test_masked_regeneration_from_the_editor_and_the_undo_history():
     assert len(history) == 2 and np.array_equal(shown[0], strip[:, :28])
     previous, _, history = app.studio_undo(history)
     assert len(history) == 1 and np.array_equal(previous[1], after)
+
+
+def test_every_action_but_ping_waits_in_one_first_come_line():
+    groups = {(fn.concurrency_id, fn.concurrency_limit) for fn in app.demo.fns.values() if fn.api_name != "ping"}
+    assert groups == {("compute", app.MAX_THREADS)}
+    (ping,) = [fn for fn in app.demo.fns.values() if fn.api_name == "ping"]
+    assert ping.concurrency_id != "compute", "a health check never waits behind the computations"
