@@ -101,9 +101,8 @@ def test_every_flag_has_help(script):
 @needs_data
 def test_conditional_gan_starts_as_the_dcgan_of_a_finished_run(tmp_path):
     """--init-from: the cGAN's generator and discriminator start as the DCGAN run's, labels ignored."""
-    from safetensors import safe_open
-
     from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
+    from genmodels.checkpoint import load_training_state
     from genmodels.dcgan import DCGANConfig, Discriminator, Generator
     from training.train_gan import start_from_unconditional
 
@@ -114,10 +113,7 @@ def test_conditional_gan_starts_as_the_dcgan_of_a_finished_run(tmp_path):
 
     dcgan_config = DCGANConfig(latent_dim=10, gen_width=8, disc_width=8, gen_hidden=16, disc_hidden=32)
     generator, discriminator = Generator(dcgan_config), Discriminator(dcgan_config)
-    with safe_open(str(state), framework="pt") as handle:
-        saved = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith("module/")}
-    for prefix, module in (("module/generator/", generator), ("module/discriminator/", discriminator)):
-        module.load_state_dict({k.removeprefix(prefix): v for k, v in saved.items() if k.startswith(prefix)})
+    load_training_state(state, {"generator": generator, "discriminator": discriminator}, {})
     config = CGANConfig(latent_dim=10, gen_width=8, disc_width=8, gen_hidden=16, disc_hidden=32)
     conditional, projection = ConditionalGenerator(config), ProjectionDiscriminator(config)
     start_from_unconditional(state, conditional, projection)

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
+from genmodels.checkpoint import load_training_state
 from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.latent import seed_to_z
@@ -186,19 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             title="Class-conditional GAN for Fashion-MNIST",
             summary="A DCGAN-style generator fed [z, class embedding] and trained against the DCGAN "
             f"discriminator with a projection head (Miyato and Koyama 2018) with the {args.loss} loss"
-            + (
-                f", fully connected layers of {args.gen_hidden} (G) and {args.disc_hidden} (D) units as in InfoGAN"
-                if args.gen_hidden or args.disc_hidden
-                else ""
-            )
-            + (f", started from the DCGAN run in {args.init_from}" if args.init_from else "")
-            + (
-                f", a discriminator learning rate of {lr_d} against the generator's {args.lr} (TTUR)"
-                if lr_d != args.lr
-                else ""
-            )
-            + (", learning rates decayed linearly to 0" if args.lr_decay else "")
-            + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
+            + recipe(args, lr_d)
             + ". Each row of the sample grid is one class.",
             tags=["cgan", "gan", "fashion-mnist", "conditional-image-generation"],
             load_snippet="from genmodels.cgan import ConditionalGenerator\n\n"
@@ -212,24 +200,31 @@ def main(argv: list[str] | None = None) -> None:
         title="DCGAN generator for Fashion-MNIST",
         summary="A DCGAN (Radford et al. 2016) generator sized for 28x28 grayscale, trained adversarially "
         f"with the {args.loss} loss"
-        + (
-            f", fully connected layers of {args.gen_hidden} (G) and {args.disc_hidden} (D) units as in InfoGAN"
-            if args.gen_hidden or args.disc_hidden
-            else ""
-        )
-        + (", spectral normalisation in the discriminator" if args.spectral_norm else "")
-        + (
-            f", a discriminator learning rate of {lr_d} against the generator's {args.lr} (TTUR)"
-            if lr_d != args.lr
-            else ""
-        )
-        + (", learning rates decayed linearly to 0" if args.lr_decay else "")
-        + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
+        + recipe(args, lr_d)
         + f". z ~ N(0, I) of size {config.latent_dim} -> image in [-1, 1].",
         tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
         load_snippet='from genmodels.dcgan import Generator\n\ngenerator = Generator.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "images = generator.sample(num=16, seed=0)  # (16, 1, 28, 28) in [-1, 1]",
     )
+
+
+def recipe(args, lr_d: float) -> str:
+    """The model card's clauses for the options a run used beyond the plain recipe."""
+    clauses = []
+    if args.gen_hidden or args.disc_hidden:
+        clauses.append(
+            f"fully connected layers of {args.gen_hidden} (G) and {args.disc_hidden} (D) units as in InfoGAN"
+        )
+    if args.spectral_norm and not args.conditional:
+        clauses.append("spectral normalisation in the discriminator")
+    if args.init_from:
+        clauses.append(f"started from the DCGAN run in {args.init_from}")
+    if lr_d != args.lr:
+        clauses.append(f"a discriminator learning rate of {lr_d} against the generator's {args.lr} (TTUR)")
+    if args.lr_decay:
+        clauses.append("learning rates decayed linearly to 0")
+    text = "".join(f", {clause}" for clause in clauses)
+    return text + (f" and an exponential moving average of its weights (decay {args.ema})" if args.ema else "")
 
 
 def start_from_unconditional(
@@ -243,24 +238,26 @@ def start_from_unconditional(
     ignoring the labels, and training only has to add the conditioning (a transfer start, as in
     Wang et al. 2018, "Transferring GANs"). Optimiser states start fresh.
     """
+    c = generator.config
+    sizes = ("latent_dim", "gen_width", "disc_width", "image_channels", "gen_hidden", "disc_hidden")
+    config = DCGANConfig(**{name: getattr(c, name) for name in sizes})
+    dcgan = {"generator": Generator(config), "discriminator": Discriminator(config)}
     try:
-        with safe_open(str(state_path), framework="pt") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith("module/")}
-    except (SafetensorError, OSError) as exc:
-        raise SystemExit(f"--init-from: {state_path} is not a readable training state ({exc}).") from exc
-    try:
-        generator.load_state_dict(_conditional_generator_state(tensors, generator))
-        discriminator.load_state_dict(_projection_discriminator_state(tensors, discriminator))
-    except (RuntimeError, KeyError) as exc:
+        load_training_state(state_path, dcgan, {})
+        generator.load_state_dict(_conditional_generator_state(dcgan["generator"].state_dict(), generator))
+        discriminator.load_state_dict(
+            _projection_discriminator_state(dcgan["discriminator"].state_dict(), discriminator)
+        )
+    except (ValueError, RuntimeError, KeyError) as exc:
         raise SystemExit(
-            f"--init-from: {state_path} does not match this conditional GAN (use the DCGAN's --gen-width, "
-            f"--disc-width, --gen-hidden, --disc-hidden and --latent-dim): {exc}"
+            f"--init-from: {state_path} does not match this conditional GAN (it must be a DCGAN run; use its "
+            f"--gen-width, --disc-width, --gen-hidden, --disc-hidden and --latent-dim): {exc}"
         ) from exc
 
 
-def _conditional_generator_state(tensors: dict[str, torch.Tensor], generator: ConditionalGenerator) -> dict:
+def _conditional_generator_state(dcgan: dict[str, torch.Tensor], generator: ConditionalGenerator) -> dict:
     """The DCGAN generator's weights with zero input rows for the class embedding."""
-    state = {k.removeprefix("module/generator/"): v for k, v in tensors.items() if k.startswith("module/generator/")}
+    state = dict(dcgan)
     first = generator.state_dict()["net.0.weight"]  # (latent + embed, out, 1, 1); the DCGAN's is (latent, out, 1, 1)
     extra = first.shape[0] - state["net.0.weight"].shape[0]
     state["net.0.weight"] = torch.cat([state["net.0.weight"], first.new_zeros(extra, *first.shape[1:])])
@@ -268,15 +265,12 @@ def _conditional_generator_state(tensors: dict[str, torch.Tensor], generator: Co
     return state
 
 
-def _projection_discriminator_state(tensors: dict[str, torch.Tensor], discriminator: ProjectionDiscriminator) -> dict:
+def _projection_discriminator_state(dcgan: dict[str, torch.Tensor], discriminator: ProjectionDiscriminator) -> dict:
     """The DCGAN discriminator's weights under the projection discriminator's names, projection at zero."""
     renamed = {"net.0": "body.0", "net.2": "body.2", "net.3": "body.3", "net.5": "body.6", "net.6": "body.7"}
     state = {"embed.weight": torch.zeros_like(discriminator.embed.weight)}
-    prefix = "module/discriminator/"
-    for key, value in tensors.items():
-        if not key.startswith(prefix):
-            continue
-        layer, _, field = key.removeprefix(prefix).rpartition(".")
+    for key, value in dcgan.items():
+        layer, _, field = key.rpartition(".")
         if layer == "net.8":  # the 1x1 convolution to the logit is the linear head
             state[f"linear.{field}"] = value.flatten(1) if field == "weight" else value
         elif layer in renamed:  # net.5, the 7x7 convolution over the 7x7 map, is the linear layer
