@@ -81,11 +81,12 @@ class HubModelMixin(PyTorchModelHubMixin):
                 )
             )
         try:
-            load_model(model, str(weights), strict=strict, device=str(map_location))
+            load_model(model, str(weights), strict=strict)
         except (SafetensorError, RuntimeError, OSError) as exc:
             raise ValueError(f"{weights} is not a valid {cls.__name__} checkpoint: {exc}") from exc
-        model.eval()
-        return model
+        # load_model copies the file's tensors into the model's CPU parameters, whatever its `device`:
+        # the model itself has to move.
+        return model.to(map_location).eval()
 
 
 REVISION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")  # a branch, tag or commit hash

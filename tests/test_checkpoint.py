@@ -10,7 +10,7 @@ import torch
 from genmodels.checkpoint import load_training_state, save_training_state
 from genmodels.dcgan import DCGANConfig, Generator
 from genmodels.hub import save_atomic
-from genmodels.registry import load_model
+from genmodels.registry import MODELS, load_model
 
 
 def trained_pair():
@@ -77,6 +77,16 @@ def test_save_atomic_replaces_files_and_keeps_others(tmp_path):
     assert (tmp_path / "README.md").read_text() == "# card\n", "an existing card is kept"
     assert load_model("dcgan", source=tmp_path).config.gen_width == 8
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "vae", "cgan", "classifier"])
+def test_loaded_models_live_on_the_asked_device(name):
+    # The meta device stands in for a GPU: safetensors' `device` argument alone left every
+    # parameter on the CPU, so the app's inputs on the GPU met CPU weights.
+    entry = MODELS[name]
+    model = entry.model_class.from_pretrained(str(entry.checkpoint_path), map_location="meta")
+    assert {tensor.device.type for tensor in [*model.parameters(), *model.buffers()]} == {"meta"}
+    assert not model.training
 
 
 def test_card_evaluation_is_written_and_read_back(tmp_path):
