@@ -145,3 +145,14 @@ def test_bf16_autocast_path_trains_and_says_so(name, tmp_path):
     model = load_model(name, source=tmp_path / "checkpoint")
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters()), "fp32 weights"
     assert "precision: bf16" in (tmp_path / "checkpoint" / "README.md").read_text()
+
+
+@needs_data
+def test_compile_path_trains_and_saves_plain_weights(tmp_path):
+    """--compile on the CPU: the compiled modules train, and the checkpoint loads without torch.compile."""
+    done = train(SCRIPTS["dcgan"], tmp_path, "--epochs", "1", "--compile", "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert all(value == value and abs(value) < 1e6 for value in metrics.values()), metrics  # finite
+    model = load_model("dcgan", source=tmp_path / "checkpoint")  # strict: no "_orig_mod." names
+    assert all(torch.isfinite(p).all() for p in model.parameters())

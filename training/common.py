@@ -46,6 +46,7 @@ DRY_RUN_MAX_EPOCHS = 2
 DRY_RUN_BATCH = 32
 # Convolution weights (and so activations) in channels-last layout, on GPUs and CPUs alike: oneDNN's
 # CPU kernels are faster in it too (plain DCGAN step at batch 128, one thread: 245 vs 284 ms).
+# Not with --compile, which chooses layouts itself (see Run.wrap).
 MEMORY_FORMAT = torch.channels_last
 EVAL_SAMPLES = 10_000  # samples scored into the model card when a run finishes
 DRY_RUN_EVAL_SAMPLES = 200
@@ -208,6 +209,14 @@ class Run:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             module = DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False)
         if self.args.compile:
+            if self.device.type == "cuda":
+                # Inductor's channels-last layout choice for CUDA convolutions crashed fp32 training
+                # (torch 2.11 on an H200: the strides it expected of convolution_backward's gradients,
+                # for channels-last weights or activations, were not those cuDNN returned). Without it,
+                # and with contiguous weights, fp32 trains (benchmarks/gpu_check.py).
+                from torch._inductor import config as inductor_config
+
+                inductor_config.layout_optimization = False
             module = torch.compile(module)
         return module
 
@@ -274,7 +283,7 @@ def start_run(
     """Create or resume the run folder; with --resume, restore modules and optimisers from it.
 
     Also joins the torchrun process group when there is one, and moves everything to the device
-    (channels-last, see MEMORY_FORMAT).
+    (channels-last unless compiled, see MEMORY_FORMAT).
     """
     if args.dry_run:
         args.epochs = min(args.epochs, DRY_RUN_MAX_EPOCHS)
@@ -298,8 +307,9 @@ def start_run(
     else:
         run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
     run.commands.append(command_line())
+    memory_format = torch.contiguous_format if args.compile else MEMORY_FORMAT
     for module in modules.values():
-        module.to(device, memory_format=MEMORY_FORMAT)
+        module.to(device, memory_format=memory_format)
     for optimizer in optimizers.values():
         _optimizer_to(optimizer, device)
     return run
