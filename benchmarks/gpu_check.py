@@ -50,7 +50,11 @@ def same_pixels(device: torch.device) -> dict[str, dict[str, float]]:
     report = {}
     for name in generative_names():
         cpu = to_uint8(load_model(name, "cpu").sample(16, seed=0)).int()
-        other = to_uint8(load_model(name, device).sample(16, seed=0).cpu()).int()
+        model = load_model(name, device)
+        where = {tensor.device.type for tensor in model.state_dict().values()}
+        if where != {device.type}:  # else "CPU vs device" would compare the CPU with itself
+            raise RuntimeError(f"{name} was loaded for {device} but its weights are on {', '.join(sorted(where))}.")
+        other = to_uint8(model.sample(16, seed=0).cpu()).int()
         difference = (cpu - other).abs()
         report[name] = {"identical": (difference == 0).double().mean().item(), "max_diff": difference.max().item()}
     return report
