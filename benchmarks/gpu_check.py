@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +46,36 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def median_ms(device: torch.device, call, calls: int, warmup: int = 0) -> float:
+    """Median wall-clock milliseconds of `call()` on `device`, synchronised, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        synchronize(device)
+        start = time.perf_counter()
+        call()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def agreement(cpu: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
+    """Share of identical uint8 pixels and the largest difference between two sets of images."""
+    difference = (cpu.int() - other.int()).abs()
+    return {"identical": (difference == 0).double().mean().item(), "max_diff": difference.max().item()}
+
+
 def same_pixels(device: torch.device) -> dict[str, dict[str, float]]:
     """Per model: share of identical uint8 pixels and the largest difference, CPU vs `device`."""
     report = {}
     for name in generative_names():
-        cpu = to_uint8(load_model(name, "cpu").sample(16, seed=0)).int()
+        cpu = to_uint8(load_model(name, "cpu").sample(16, seed=0))
         model = load_model(name, device)
         where = {tensor.device.type for tensor in model.state_dict().values()}
         if where != {device.type}:  # else "CPU vs device" would compare the CPU with itself
             raise RuntimeError(f"{name} was loaded for {device} but its weights are on {', '.join(sorted(where))}.")
-        other = to_uint8(model.sample(16, seed=0).cpu()).int()
-        difference = (cpu - other).abs()
-        report[name] = {"identical": (difference == 0).double().mean().item(), "max_diff": difference.max().item()}
+        report[name] = agreement(cpu, to_uint8(model.sample(16, seed=0)))
     return report
 
 
@@ -66,18 +85,7 @@ def latency_ms(device: torch.device, calls: int = 50) -> dict[str, dict[int, flo
     report = {}
     for name in generative_names():
         model = load_model(name, device)
-        report[name] = {}
-        for num in (1, 64):
-            for _ in range(5):
-                model.sample(num, seed=0)
-            times = []
-            for _ in range(calls):
-                synchronize(device)
-                start = time.perf_counter()
-                model.sample(num, seed=0)
-                synchronize(device)
-                times.append((time.perf_counter() - start) * 1000)
-            report[name][num] = statistics.median(times)
+        report[name] = {num: median_ms(device, partial(model.sample, num, seed=0), calls, warmup=5) for num in (1, 64)}
     return report
 
 
@@ -97,7 +105,7 @@ def lab_actions(device: torch.device, calls: int = 5) -> dict[str, dict]:
     from genmodels.lab import Lab
 
     example = sorted((ROOT / "genmodels" / "examples").glob("*.png"))[0]
-    image = np.asarray(Image.open(example).convert("L"))
+    image = np.array(Image.open(example).convert("L"))  # writable, as an upload is
     actions = {
         "generate dcgan x64": lambda lab: lab.generate("dcgan", 0, 64),
         "generate cgan x64, label 7": lambda lab: lab.generate("cgan", 0, 64, label=7),
@@ -118,21 +126,9 @@ def lab_actions(device: torch.device, calls: int = 5) -> dict[str, dict]:
     report = {}
     for name, action in actions.items():
         try:
-            cpu = as_pixels(action(labs["cpu"])).int()
-            other = as_pixels(action(labs["device"])).int()  # the first call also computes directions
-            times = []
-            for _ in range(calls):
-                synchronize(device)
-                start = time.perf_counter()
-                action(labs["device"])
-                synchronize(device)
-                times.append((time.perf_counter() - start) * 1000)
-            difference = (cpu - other).abs()
-            report[name] = {
-                "identical": (difference == 0).double().mean().item(),
-                "max_diff": difference.max().item(),
-                "ms": statistics.median(times),
-            }
+            # The first device call also computes what the lab keeps (directions), so it is not timed.
+            report[name] = agreement(as_pixels(action(labs["cpu"])), as_pixels(action(labs["device"])))
+            report[name]["ms"] = median_ms(device, partial(action, labs["device"]), calls)
         except Exception as exc:  # one broken action must not hide the others' results
             report[name] = {"error": f"{type(exc).__name__}: {exc}"}
     return report

@@ -134,25 +134,28 @@ def test_conditional_gan_starts_as_the_dcgan_of_a_finished_run(tmp_path):
     assert unconditional.returncode != 0 and "--conditional" in unconditional.stderr
 
 
+def trained_with(name: str, out: Path, *flags: str) -> torch.nn.Module:
+    """A one-epoch dry run of `name`'s script with `flags`: it succeeds, logs finite metrics, and its
+    checkpoint loads (strictly) with finite weights. Returns the loaded model."""
+    done = train(SCRIPTS[name], out, "--epochs", "1", *flags)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert all(value == value and abs(value) < 1e6 for value in metrics.values()), metrics  # finite
+    model = load_model(name, source=out / "checkpoint")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    return model
+
+
 @needs_data
 @pytest.mark.parametrize("name", ["dcgan", "vae"])
 def test_bf16_autocast_path_trains_and_says_so(name, tmp_path):
     """The GPU fast path's mixed precision, exercised on the CPU (torch.autocast supports bf16 there)."""
-    done = train(SCRIPTS[name], tmp_path, "--epochs", "1", "--precision", "bf16")
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    assert all(value == value and abs(value) < 1e6 for value in metrics.values()), metrics  # finite
-    model = load_model(name, source=tmp_path / "checkpoint")
-    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters()), "fp32 weights"
+    model = trained_with(name, tmp_path, "--precision", "bf16")
+    assert all(p.dtype == torch.float32 for p in model.parameters()), "fp32 weights"
     assert "precision: bf16" in (tmp_path / "checkpoint" / "README.md").read_text()
 
 
 @needs_data
 def test_compile_path_trains_and_saves_plain_weights(tmp_path):
     """--compile on the CPU: the compiled modules train, and the checkpoint loads without torch.compile."""
-    done = train(SCRIPTS["dcgan"], tmp_path, "--epochs", "1", "--compile", "--precision", "fp32")
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    assert all(value == value and abs(value) < 1e6 for value in metrics.values()), metrics  # finite
-    model = load_model("dcgan", source=tmp_path / "checkpoint")  # strict: no "_orig_mod." names
-    assert all(torch.isfinite(p).all() for p in model.parameters())
+    trained_with("dcgan", tmp_path, "--compile", "--precision", "fp32")  # loads strictly: no "_orig_mod." names
