@@ -57,10 +57,12 @@ from genmodels.lab import (
     Lab,
     check_float,
     check_int,
+    without_server_paths,
 )
 from genmodels.latent import MAX_SEED
 from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS, Prepared, load_image, prepare_mask, prepare_upload
 from genmodels.registry import MODELS, parse_model_repos
+from ui.guard import GuardedBlocks
 
 logger = logging.getLogger("app")
 
@@ -209,7 +211,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(without_server_paths(str(exc))) from exc
 
     return wrapper
 
@@ -728,7 +730,7 @@ def build_demo() -> gr.Blocks:
     generative = lab.generative()
     default_model = generative[0] if generative else None
 
-    with gr.Blocks(title="Latent Lab · Fashion-MNIST", delete_cache=(3600, 3600)) as demo:
+    with GuardedBlocks(title="Latent Lab · Fashion-MNIST", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         status = f"Running on **{lab.device}** with models: {', '.join(lab.models) or 'none'}."
         if lab.broken:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ MAX_MOVE = 10.0  # amount along a direction, in quarters of a typical latent's l
 MAX_MAP = 1e3  # map coordinates
 MAX_KEYFRAMES = 8
 DIRECTION_IMAGES = 20_000  # training images behind the VAE's class and principal directions
+# An absolute path: a "/" that starts a word (not one inside a URL or an OWNER/NAME repo id).
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"()]+")
 
 
 @dataclass
@@ -92,6 +95,16 @@ def check_float(name: str, value: float, low: float, high: float) -> float:
     return number
 
 
+def without_server_paths(message: str) -> str:
+    """`message` with every absolute path cut to its last part, for what the page shows a visitor."""
+    def last_part(match: re.Match) -> str:
+        path = match.group(0)
+        core = path.rstrip("/.,;:")
+        return (core.rsplit("/", 1)[-1] or "/") + path[len(core) :].lstrip("/")
+
+    return ABSOLUTE_PATH.sub(last_part, message)
+
+
 class Lab:
     """Loaded models plus the operations of each app tab."""
 
@@ -119,7 +132,8 @@ class Lab:
                     folder = download_checkpoint(source)
                     self.models[name] = load_model(name, self.device, folder)
                 except (ValueError, OSError) as exc:
-                    self.notices.append(f"{name}: could not load {source} ({exc}); using the bundled checkpoint.")
+                    problem = without_server_paths(str(exc))
+                    self.notices.append(f"{name}: could not load {source} ({problem}); using the bundled checkpoint.")
                     logger.warning(self.notices[-1])
                     source = entry.checkpoint_path
                 else:
@@ -130,7 +144,7 @@ class Lab:
             try:
                 self.models[name] = load_model(name, self.device, source)
             except (ValueError, OSError) as exc:
-                self.broken[name] = str(exc)
+                self.broken[name] = without_server_paths(str(exc))
                 logger.warning("Model %s did not load and is left out: %s", name, exc)
                 continue
             self.metrics[name] = card_metrics(source)

@@ -191,3 +191,62 @@ def test_inpaint_endpoint(client, tmp_path):
     with pytest.raises(AppError, match="empty"):
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "empty.png")
         client.predict(image=handle_file(EXAMPLE), mask=handle_file(str(tmp_path / "empty.png")), api_name="/inpaint")
+
+
+# Every payload shape Gradio accepts for a file, each naming a file on the server: an image the app
+# blocks from being served, a system file, and a path that does not exist.
+SERVER_FILES = [str(app.ROOT / "checkpoints" / "dcgan-fashion" / "samples.png"), "/etc/passwd", "/no/such/file.png"]
+
+
+def file_shapes(path: str) -> list:
+    plain = {"path": path}
+    marked = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.png"}
+    return [
+        plain,
+        marked,
+        {"path": path, "url": f"/gradio_api/file={path}"},
+        {"background": plain, "layers": [plain], "composite": marked, "id": None},  # editor and sketchpad
+        [plain],  # file lists
+        [{"image": marked, "caption": None}],  # gallery entries
+        {"value": {"nested": [marked]}},  # JSON
+    ]
+
+
+def raw_call(base: str, api_name: str, data: list) -> str:
+    """POST the exact payload to Gradio's REST API (no client-side upload) and return the event stream."""
+    request = urllib.request.Request(
+        f"{base}/gradio_api/call/{api_name}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{base}/gradio_api/call/{api_name}/{event_id}", timeout=60) as response:
+        return response.read().decode()
+
+
+def test_no_payload_shape_passes_a_server_path_off_as_an_upload(client):
+    """Every file-like parameter of every endpoint, every shape, every server file: one plain refusal."""
+    base = client.src.rstrip("/")
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    checked = 0
+    for api_name, endpoint in endpoints.items():
+        parameters = endpoint["parameters"]
+        defaults = [p.get("parameter_default") if p.get("parameter_has_default") else None for p in parameters]
+        for index, parameter in enumerate(parameters):
+            if "filepath" not in parameter["python_type"]["type"]:
+                continue
+            for path in SERVER_FILES:
+                for shape in file_shapes(path):
+                    data = list(defaults)
+                    data[index] = shape
+                    stream = raw_call(base, api_name.lstrip("/"), data)
+                    assert "event: error" in stream, f"{api_name}.{parameter['parameter_name']} took {shape}"
+                    assert REFUSAL_TEXT in stream, stream
+                    assert "MB" not in stream and "exist" not in stream and path not in stream
+                    checked += 1
+    assert checked >= 10 * 3 * 7, "every file parameter of roundtrip, edit, invert, interpolate, arithmetic, keyframes, inpaint"
+    assert client.predict(api_name="/ping") == "pong"
+
+
+REFUSAL_TEXT = "a path on the server is not accepted"

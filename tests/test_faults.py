@@ -79,7 +79,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_a_resumable_run(
 
 def test_app_starts_without_a_corrupt_and_a_missing_checkpoint_and_names_them(tmp_path):
     """A copy of the app whose VAE weights are truncated and whose cGAN folder is gone."""
-    for name in ("app.py", "genmodels", "checkpoints"):
+    for name in ("app.py", "genmodels", "ui", "checkpoints"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
         copy(ROOT / name, tmp_path / name)
     weights = tmp_path / "checkpoints" / "vae-fashion" / "model.safetensors"
@@ -92,6 +92,8 @@ def test_app_starts_without_a_corrupt_and_a_missing_checkpoint_and_names_them(tm
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
         config = json.dumps(client.config)
         assert "Not loaded" in config and "**vae**" in config and "**cgan**" in config
+        assert "folder cgan-fashion for model 'cgan' does not exist" in config, "the notice says what is missing..."
+        assert str(tmp_path) not in config and "/checkpoints/" not in config, "...without server paths"
         grid, *_ = client.predict(model="dcgan", seed=0, num=4, api_name="/generate")
         assert Path(grid).is_file(), "the remaining models serve"
         with pytest.raises(AppError, match="vae"):  # the picker offers only the loaded models
