@@ -278,12 +278,15 @@ class Run:
 
 
 def start_run(
-    args: argparse.Namespace, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+    args: argparse.Namespace,
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    memory_format: torch.memory_format = MEMORY_FORMAT,
 ) -> Run:
     """Create or resume the run folder; with --resume, restore modules and optimisers from it.
 
     Also joins the torchrun process group when there is one, and moves everything to the device
-    (channels-last unless compiled, see MEMORY_FORMAT).
+    in `memory_format` (channels-last by default, see MEMORY_FORMAT; contiguous when compiled).
     """
     if args.dry_run:
         args.epochs = min(args.epochs, DRY_RUN_MAX_EPOCHS)
@@ -307,7 +310,7 @@ def start_run(
     else:
         run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
     run.commands.append(command_line())
-    memory_format = torch.contiguous_format if args.compile else MEMORY_FORMAT
+    memory_format = torch.contiguous_format if args.compile else memory_format
     for module in modules.values():
         module.to(device, memory_format=memory_format)
     for optimizer in optimizers.values():
