@@ -18,6 +18,7 @@ import torch
 from gradio_client import handle_file
 
 import app
+from genmodels.data import EXAMPLES_DIR
 from benchmarks.bench_load import local_client
 
 
@@ -56,7 +57,7 @@ def main() -> None:
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
     )
     client = local_client(f"http://127.0.0.1:{port}/")
-    example = handle_file(str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0]))
+    example = handle_file(str(sorted(EXAMPLES_DIR.glob("*.png"))[0]))
     endpoints = {
         "ping (no-op)": lambda: client.predict(api_name="/ping"),
         "generate dcgan x16": lambda: client.predict(model="dcgan", seed=0, num=16, api_name="/generate"),

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .data import CLASS_NAMES, class_index
-from .dcgan import generator_layers, init_weights
+from .dcgan import discriminator_body, generator_layers, init_weights
 from .hub import HubModelMixin
 from .latent import seed_to_z
 
@@ -56,18 +56,22 @@ class ConditionalGenerator(
         inputs = torch.cat([z.reshape(z.shape[0], -1), self.embed(labels)], dim=1)
         return self.net(inputs.reshape(inputs.shape[0], -1, 1, 1))
 
-    def decode(self, z: torch.Tensor, labels: torch.Tensor | int = 0) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, label: int | str | torch.Tensor | None = None) -> torch.Tensor:
         """Latents (B, latent_dim) and labels (B,) or one label -> images (B, 1, 28, 28) in [-1, 1]."""
-        if not isinstance(labels, torch.Tensor):
-            labels = torch.full((z.shape[0],), class_index(labels), dtype=torch.long, device=z.device)
-        return self(z, labels)
+        if label is None:
+            raise ValueError("The cGAN draws one class at a time: give a class label.")
+        if not isinstance(label, torch.Tensor):
+            label = torch.full((z.shape[0],), class_index(label), dtype=torch.long, device=z.device)
+        return self(z, label)
 
     @torch.inference_mode()
-    def sample(self, num: int, seed: int = 0, truncation: float | None = None, label: int | str = 0) -> torch.Tensor:
+    def sample(
+        self, num: int, seed: int = 0, label: int | str | None = 0, truncation: float | None = None
+    ) -> torch.Tensor:
         """`num` images of class `label` (index or name) from seeds seed..seed+num-1."""
         device = next(self.parameters()).device
         z = seed_to_z(seed, num, self.latent_dim, truncation=truncation, device=device)
-        return self.decode(z, class_index(label))
+        return self.decode(z, label)
 
 
 class ProjectionDiscriminator(
@@ -75,32 +79,15 @@ class ProjectionDiscriminator(
 ):
     """(images (B, 1, 28, 28), labels (B,)) -> real/fake logits (B,).
 
-    The DCGAN discriminator's body; its last linear map w . h(x) gains the projection term
-    embedding(y) . h(x), so the score asks "is this a real image of class y".
+    The DCGAN discriminator's body and linear head (the same layers, `dcgan.discriminator_body`);
+    the head w . h(x) gains the projection term embedding(y) . h(x), so the score asks "is this a
+    real image of class y".
     """
 
     def __init__(self, config: CGANConfig):
         super().__init__()
         self.config = config
-        width = config.disc_width
-        self.body = nn.Sequential(
-            nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False),  # (B, w, 14, 14)
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),  # (B, 2w, 7, 7)
-            nn.BatchNorm2d(width * 2),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(),  # (B, 2w * 49)
-        )
-        features = width * 2 * 7 * 7
-        if config.disc_hidden:  # h(x) gains a fully connected layer: (B, 2w * 49) -> (B, hidden)
-            self.body.extend(
-                [
-                    nn.Linear(features, config.disc_hidden, bias=False),
-                    nn.BatchNorm1d(config.disc_hidden),
-                    nn.LeakyReLU(0.2, inplace=True),
-                ]
-            )
-            features = config.disc_hidden
+        self.body, features = discriminator_body(config.image_channels, config.disc_width, config.disc_hidden)
         self.linear = nn.Linear(features, 1)
         self.embed = nn.Embedding(config.num_classes, features)
         self.apply(init_weights)

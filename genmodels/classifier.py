@@ -1,4 +1,4 @@
-"""CNN classifier for Fashion-MNIST: the seed's conv -> pooling -> fully connected network.
+"""CNN classifier for Fashion-MNIST: the tutorial's conv -> pooling -> fully connected network.
 
 Besides labels it exposes its penultimate-layer `features`, which the quality metrics (FIDc) and
 the attribute directions of later tools use in place of an Inception network.

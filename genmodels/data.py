@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# One Fashion-MNIST test image per class (test_NNNNN_<label>.png), for the app's example buttons and tests.
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
     "Trouser",

@@ -1,10 +1,10 @@
-"""DCGAN for 28x28 grayscale (Radford et al. 2016), sized down from the seed's 64x64 recipe.
+"""DCGAN for 28x28 grayscale (Radford et al. 2016), sized down from the tutorial's 64x64 recipe.
 
-The seed's generator is ConvTranspose -> BatchNorm -> ReLU blocks ending in Tanh, and its
+The tutorial's generator is ConvTranspose -> BatchNorm -> ReLU blocks ending in Tanh, and its
 discriminator strided Conv -> LeakyReLU(0.2) blocks with BatchNorm inside. Here the first
 transposed convolution maps z to a 7x7 map and two stride-2 steps reach 28x28.
 
-The two networks play the seed's minimax game
+The two networks play the tutorial's minimax game
     min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))],
 trained in `training/train_gan.py`. The discriminator returns logits (no final Sigmoid): the loss
 applies the sigmoid inside `binary_cross_entropy_with_logits`, which is numerically stable.
@@ -21,7 +21,7 @@ from .latent import seed_to_z
 
 @dataclass
 class DCGANConfig:
-    latent_dim: int = 100  # size of z, the seed's 100
+    latent_dim: int = 100  # size of z, the tutorial's 100
     gen_width: int = 64  # channels of the generator's last hidden layer (doubled before it)
     disc_width: int = 64  # channels of the discriminator's first layer (doubled after it)
     image_channels: int = 1  # grayscale
@@ -53,13 +53,15 @@ class Generator(
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.reshape(z.shape[0], -1, 1, 1))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""
+    def decode(self, z: torch.Tensor, label: int | str | torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]; `label` is ignored (no classes)."""
         return self(z)
 
     @torch.inference_mode()
-    def sample(self, num: int, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
-        """`num` images from seeds seed..seed+num-1, optionally truncated."""
+    def sample(
+        self, num: int, seed: int = 0, label: int | str | None = None, truncation: float | None = None
+    ) -> torch.Tensor:
+        """`num` images from seeds seed..seed+num-1, optionally truncated; `label` is ignored."""
         device = next(self.parameters()).device
         return self.decode(seed_to_z(seed, num, self.latent_dim, truncation=truncation, device=device))
 
@@ -70,39 +72,54 @@ class Discriminator(nn.Module, HubModelMixin, library_name="genmodels", tags=["d
     def __init__(self, config: DCGANConfig):
         super().__init__()
         self.config = config
-        width = config.disc_width
-        # Spectral normalisation bounds each layer's Lipschitz constant, which steadies training
-        # without BatchNorm's dependence on the batch.
-        sn = nn.utils.parametrizations.spectral_norm if config.spectral_norm else (lambda layer: layer)
-
-        def norm(channels: int) -> nn.Module:
-            return nn.Identity() if config.spectral_norm else nn.BatchNorm2d(channels)
-
-        if config.disc_hidden:
-            # (B, 2w, 7, 7) -> (B, hidden, 1, 1) -> (B, 1, 1, 1): a 7x7 convolution is a linear map here
-            head = [
-                sn(nn.Conv2d(width * 2, config.disc_hidden, 7, 1, 0, bias=False)),
-                norm(config.disc_hidden),
-                nn.LeakyReLU(0.2, inplace=True),
-                sn(nn.Conv2d(config.disc_hidden, 1, 1, 1, 0)),
-            ]
-        else:
-            head = [sn(nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False))]  # -> (B, 1, 1, 1)
-        self.net = nn.Sequential(
-            # (B, 1, 28, 28) -> (B, w, 14, 14); no BatchNorm on the input layer (DCGAN paper)
-            sn(nn.Conv2d(config.image_channels, width, 4, 2, 1, bias=False)),
-            nn.LeakyReLU(0.2, inplace=True),
-            # -> (B, 2w, 7, 7)
-            sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)),
-            norm(width * 2),
-            nn.LeakyReLU(0.2, inplace=True),
-            *head,
+        self.body, features = discriminator_body(
+            config.image_channels, config.disc_width, config.disc_hidden, config.spectral_norm
         )
+        self.linear = spectral_norm(nn.Linear(features, 1)) if config.spectral_norm else nn.Linear(features, 1)
         if not config.spectral_norm:
             self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+        return self.linear(self.body(x)).flatten()
+
+
+def spectral_norm(layer: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018): bounds the layer's Lipschitz constant."""
+    return nn.utils.parametrizations.spectral_norm(layer)
+
+
+def discriminator_body(
+    image_channels: int, width: int, hidden: int = 0, use_spectral_norm: bool = False
+) -> tuple[nn.Sequential, int]:
+    """The discriminator's features h(x): images (B, 1, 28, 28) -> (B, F), and F.
+
+    The DCGAN and the cGAN's projection discriminator share these layers (so a cGAN can start from a
+    trained DCGAN's); each puts its own linear head on h(x). With `hidden` > 0 a fully connected layer
+    of that size comes last (InfoGAN). Spectral normalisation replaces BatchNorm when asked, which
+    steadies training without BatchNorm's dependence on the batch.
+    """
+    sn = spectral_norm if use_spectral_norm else (lambda layer: layer)
+
+    def norm(channels: int, layer: type[nn.Module]) -> nn.Module:
+        return nn.Identity() if use_spectral_norm else layer(channels)
+
+    body = nn.Sequential(
+        # (B, 1, 28, 28) -> (B, w, 14, 14); no BatchNorm on the input layer (DCGAN paper)
+        sn(nn.Conv2d(image_channels, width, 4, 2, 1, bias=False)),
+        nn.LeakyReLU(0.2, inplace=True),
+        # -> (B, 2w, 7, 7)
+        sn(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False)),
+        norm(width * 2, nn.BatchNorm2d),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Flatten(),  # (B, 2w * 49)
+    )
+    features = width * 2 * 7 * 7
+    if hidden:  # (B, 2w * 49) -> (B, hidden)
+        body.extend(
+            [sn(nn.Linear(features, hidden, bias=False)), norm(hidden, nn.BatchNorm1d), nn.LeakyReLU(0.2, True)]
+        )
+        features = hidden
+    return body, features
 
 
 def generator_layers(in_channels: int, width: int, image_channels: int, hidden: int = 0) -> nn.Sequential:

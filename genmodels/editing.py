@@ -1,4 +1,4 @@
-"""Classic image edits from the seed (crop, rotate, flip, affine) as pure functions.
+"""Classic image edits from the tutorial (crop, rotate, flip, affine) as pure functions.
 
 Each takes an image tensor of shape (..., C, H, W), uint8 or float, and returns a new tensor of the
 same dtype; the resampling is torchvision's (`transforms.v2.functional`). Areas uncovered by a

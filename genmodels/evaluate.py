@@ -132,7 +132,7 @@ def evaluate(
         model = load_model(family, device, folder)
         images, labels = generate_set(model, num, MODELS[family].conditional)
         report["rows"][label] = score(classifier, reference, images, labels)
-        if hasattr(model, "reconstruct"):
+        if MODELS[family].encoder:
             report[f"{label}_reconstruction_psnr_db"] = vae_psnr(model, test_x)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -188,7 +188,7 @@ def evaluate_checkpoint(
         images, labels = generate_set(model, num, MODELS[name].conditional)
         row = score(classifier, reference, images, labels)
         metrics = {key: row[key] for key in CARD_KEYS if key in row}
-        if hasattr(model, "reconstruct"):
+        if MODELS[name].encoder:
             metrics["psnr_db"] = vae_psnr(model, test_x)
     lines = [
         f"Measured on the {len(test_x)} Fashion-MNIST test images"

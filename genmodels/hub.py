@@ -195,6 +195,14 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+MIXIN_TAGS = ("model_hub_mixin", "pytorch_model_hub_mixin")  # added to every class by huggingface_hub
+
+
+def card_tags(model_class: type) -> list[str]:
+    """The Hub tags a model class declares (its `tags=` class keyword), for its model card: declared once."""
+    return [tag for tag in model_class._hub_mixin_info.model_card_data.tags if tag not in MIXIN_TAGS]
+
+
 def model_card(
     *,
     title: str,

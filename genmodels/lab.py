@@ -21,9 +21,12 @@ from .data import class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
 from .hub import HubRepo, card_metrics, download_checkpoint
+from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
+from .images import scatter
 from .latent import MAX_SEED, interpolate, seed_to_z
 from .metrics import psnr
-from .registry import MODELS, load_model
+from .preprocess import prepare_upload
+from .registry import MODELS, load_model, parse_model_repos
 from .studio import (
     PCA_SAMPLES,
     PRINCIPAL_COMPONENTS,
@@ -43,6 +46,7 @@ from .studio import (
 logger = logging.getLogger(__name__)
 
 MAX_IMAGES = 64  # images per request in the app
+MAX_APP_SEED = MAX_SEED - MAX_IMAGES  # the largest seed a request may start from: all its images' seeds fit
 MAX_STEPS = 32  # interpolation steps
 MAX_TRUNCATION = 4.0
 MAX_TEMPERATURE = 3.0
@@ -97,6 +101,7 @@ def check_float(name: str, value: float, low: float, high: float) -> float:
 
 def without_server_paths(message: str) -> str:
     """`message` with every absolute path cut to its last part, for what the page shows a visitor."""
+
     def last_part(match: re.Match) -> str:
         path = match.group(0)
         core = path.rstrip("/.,;:")
@@ -107,6 +112,22 @@ def without_server_paths(message: str) -> str:
 
 class Lab:
     """Loaded models plus the operations of each app tab."""
+
+    @classmethod
+    def from_specs(cls, device: str | torch.device = "auto", specs: str | list[str] = "") -> Lab:
+        """The lab with the Hub checkpoints `specs` (MODEL=OWNER/NAME[@REVISION], as --hub-repo takes them).
+
+        Specs that do not parse are named in `notices` and skipped: the lab always starts.
+        """
+        try:
+            sources, problem = parse_model_repos(specs), None
+        except ValueError as exc:
+            logger.warning("Hub repos ignored: %s", exc)
+            sources, problem = {}, f"Hub repos ignored: {exc}"
+        lab = cls(device, sources)
+        if problem:
+            lab.notices.insert(0, problem)
+        return lab
 
     def __init__(self, device: str | torch.device = "auto", sources: dict[str, str | Path | HubRepo] | None = None):
         """Load every registry model on `device`: from `sources` (a folder or a Hub repo) or its bundled checkpoint.
@@ -124,6 +145,7 @@ class Lab:
         self._directions: dict[str, Directions] = {}
         self._map: LatentMap | None = None
         self._map_images: torch.Tensor | None = None
+        self._map_picture: tuple[np.ndarray, tuple[float, float, float, float]] | None = None
         sources = sources or {}
         for name, entry in MODELS.items():
             source = sources.get(name, entry.checkpoint_path)
@@ -168,6 +190,13 @@ class Lab:
         """The VAE, which the round-trip, edit and image-endpoint features need."""
         return self.model("vae")
 
+    def label(self, model: str, label: int | str | None) -> int | None:
+        """The class index `model` is given: a conditional family's class (None: none, where the family
+        samples without one), and None for a family without classes."""
+        if not MODELS[model].conditional or label is None:
+            return None
+        return class_index(label)
+
     # --- generate ----------------------------------------------------------------------------
 
     @torch.inference_mode()
@@ -178,21 +207,33 @@ class Lab:
         num: int,
         truncation: float = 0.0,
         temperature: float = 1.0,
-        label: int | str = 0,
+        label: int | str | None = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         """`num` images (num, 1, 28, 28) from seeds seed..seed+num-1; truncation 0 means off.
 
-        `label` (class index or name) is used by conditional models and ignored by the others.
+        `label` (class index or name) is used by conditional models and ignored by the others; each
+        family uses its own knob: truncation (GANs), temperature (VAE), steps and guidance (flow).
         """
         net = self.model(model)
-        seed = check_int("Seed", seed, 0, MAX_SEED - MAX_IMAGES)
+        seed = check_int("Seed", seed, 0, MAX_APP_SEED)
         num = check_int("Number of images", num, 1, MAX_IMAGES)
-        extra = {"label": class_index(label)} if MODELS[model].conditional else {}
-        if MODELS[model].sample_knob == "truncation":
-            truncation = check_float("Truncation", truncation, 0.0, MAX_TRUNCATION)
-            return net.sample(num, seed=seed, truncation=truncation or None, **extra)
-        temperature = check_float("Temperature", temperature, 0.0, MAX_TEMPERATURE)
-        return net.sample(num, seed=seed, temperature=temperature, **extra)
+        knob = MODELS[model].sample_knob
+        if knob == "truncation":
+            knobs = {"truncation": check_float("Truncation", truncation, 0.0, MAX_TRUNCATION) or None}
+        elif knob == "temperature":
+            knobs = {"temperature": check_float("Temperature", temperature, 0.0, MAX_TEMPERATURE)}
+        else:
+            knobs = self.flow_settings(steps, guidance)
+        return net.sample(num, seed=seed, label=self.label(model, label), **knobs)
+
+    def flow_settings(self, steps: int | None, guidance: float | None) -> dict[str, int | float | None]:
+        """The flow model's ODE steps and guidance, checked (None: the checkpoint's defaults)."""
+        return {
+            "steps": None if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS),
+            "guidance": None if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE),
+        }
 
     # --- VAE round trip ----------------------------------------------------------------------
 
@@ -226,7 +267,7 @@ class Lab:
         """A latent (latent_dim,): the VAE's posterior mean of `image` when given, else seed's z."""
         net = self.model(model)
         if image is not None:
-            if not hasattr(net, "encode"):
+            if not MODELS[model].encoder:
                 raise ValueError(f"Model {model!r} has no encoder; use a seed for its endpoints, or pick the VAE.")
             mu, _ = net.encode(to_tensor(image).to(self.device))
             return mu[0]
@@ -248,10 +289,7 @@ class Lab:
         steps = check_int("Steps", steps, 2, MAX_STEPS)
         a = self.endpoint(model, seed_a, image_a)
         b = self.endpoint(model, seed_b, image_b)
-        path = interpolate(a, b, steps, method)
-        if MODELS[model].conditional:
-            return self.model(model).decode(path, class_index(label))
-        return self.model(model).decode(path)
+        return self.decode(model, interpolate(a, b, steps, method), label)
 
     # --- classic edits and projection --------------------------------------------------------
 
@@ -277,8 +315,8 @@ class Lab:
             if mask.shape != (28, 28) or not mask.any():
                 raise ValueError("The mask must be 28x28 and leave some pixels to match.")
             weights = torch.from_numpy(mask.astype(np.float32))[None]
-        conditional = class_index(label) if MODELS[model].conditional else None
-        return invert(net, to_tensor(image)[0], label=conditional, mask=weights, progress=progress)
+        has_encoder, label = MODELS[model].encoder, self.label(model, label)
+        return invert(net, to_tensor(image)[0], has_encoder=has_encoder, label=label, mask=weights, progress=progress)
 
     def inpaint(
         self, model: str, image: np.ndarray, regenerate: np.ndarray, label: int | str = 0, progress=None
@@ -301,7 +339,7 @@ class Lab:
 
     @torch.inference_mode()
     def _compute_directions(self, model: str, net: torch.nn.Module) -> Directions:
-        if hasattr(net, "encode"):  # the VAE: labelled training images through the encoder
+        if MODELS[model].encoder:  # the VAE: labelled training images through the encoder
             train = load_fashion_mnist("train")
             latents = posterior_means(net, train.images[:DIRECTION_IMAGES])
             classes, centroids = class_directions(latents, train.labels[:DIRECTION_IMAGES])
@@ -319,7 +357,7 @@ class Lab:
             return self.invert(model, operand, label=label).z.to(self.device)
         text = str(operand).strip()
         number = text.removeprefix("seed").strip()
-        if number.lstrip("-").isdigit():
+        if number.lstrip("-").isdecimal():  # not isdigit: "²" is a digit that int() refuses
             seed = check_int("Seed", int(number), 0, MAX_SEED)
             return seed_to_z(seed, 1, self.model(model).latent_dim, device=self.device)[0]
         return self.directions(model).centroids[class_index(text.removeprefix("class").strip())].to(self.device)
@@ -327,13 +365,12 @@ class Lab:
     @torch.inference_mode()
     def decode(self, model: str, z: torch.Tensor, label: int | str = 0) -> torch.Tensor:
         """Latents (N, latent_dim) -> images (N, 1, 28, 28); conditional models draw class `label`."""
-        net = self.model(model)
-        z = z.to(self.device)
-        return net.decode(z, class_index(label)) if MODELS[model].conditional else net.decode(z)
+        return self.model(model).decode(z.to(self.device), self.label(model, label))
 
     def arithmetic(self, model: str, a, b, c, label: int | str = 0) -> torch.Tensor:
-        """The latent A - B + C (each operand as in `latent`)."""
-        return self.latent(model, a, label) - self.latent(model, b, label) + self.latent(model, c, label)
+        """Images (4, 1, 28, 28): the operands A, B, C (each as in `latent`) and A - B + C, decoded."""
+        latents = [self.latent(model, operand, label) for operand in (a, b, c)]
+        return self.decode(model, torch.stack([*latents, latents[0] - latents[1] + latents[2]]), label)
 
     def move(
         self,
@@ -364,6 +401,20 @@ class Lab:
         amounts += components
         return move(z.cpu(), vectors, amounts).to(self.device)
 
+    def warm_up(self) -> None:
+        """Compute the studio's directions and the latent map now (in the background, before the first
+        click); what cannot be computed (no Fashion-MNIST files, no VAE) is logged and left for later."""
+        for name in self.generative():
+            if not MODELS[name].conditional:
+                try:
+                    self.directions(name)
+                except (ValueError, OSError) as exc:
+                    logger.warning("Studio directions for %s unavailable: %s", name, exc)
+        try:
+            self.map_picture()
+        except (ValueError, OSError) as exc:
+            logger.warning("No latent map: %s", exc)
+
     def latent_map(self) -> LatentMap:
         """The 2-D PCA map of the VAE's posterior means of the test set (computed once)."""
         vae = self.vae()
@@ -373,6 +424,14 @@ class Lab:
                 self._map = LatentMap.fit(posterior_means(vae, test.images), test.labels)
                 self._map_images = test.images
             return self._map
+
+    def map_picture(self) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+        """The latent map drawn once: an RGB image (H, W, 3) and its coordinate bounds."""
+        found = self.latent_map()
+        with self._studio_lock:
+            if self._map_picture is None:
+                self._map_picture = scatter(found.points.numpy(), found.labels.numpy())
+            return self._map_picture
 
     @torch.inference_mode()
     def map_point(self, x: float, y: float, k: int = 8) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -386,9 +445,21 @@ class Lab:
 
     @torch.inference_mode()
     def keyframes(
-        self, model: str, operands: list, steps: int = 8, method: str = "slerp", label: int | str = 0
+        self,
+        model: str,
+        operands: str | list,
+        steps: int = 8,
+        method: str = "slerp",
+        label: int | str = 0,
+        images: list | None = None,
     ) -> torch.Tensor:
-        """Images along a path through 2 to MAX_KEYFRAMES keyframes, `steps` frames per segment."""
+        """Images along a path through 2 to MAX_KEYFRAMES keyframes, `steps` frames per segment.
+
+        `operands` lists them (as `latent` takes them), or is the text of such a list (see
+        `parse_keyframes`), whose "image N" refers to the N-th of the uploads `images`.
+        """
+        if isinstance(operands, str) or operands is None:
+            operands = parse_keyframes(operands, images or [])
         if not 2 <= len(operands) <= MAX_KEYFRAMES:
             raise ValueError(f"Give between 2 and {MAX_KEYFRAMES} keyframes, got {len(operands)}.")
         steps = check_int("Steps", steps, 2, MAX_STEPS)
@@ -396,3 +467,22 @@ class Lab:
         segments = [interpolate(a, b, steps, method)[:-1] for a, b in zip(latents, latents[1:])]
         path = torch.cat([*segments, latents[-1][None]])
         return self.decode(model, path, label)
+
+
+def parse_keyframes(keys: str | None, images: list) -> list[str | np.ndarray]:
+    """Keyframe text -> operands: comma-separated seeds ("seed 3"), class names ("Sneaker") and
+    "image N", the N-th of the uploads `images` (a file path, bytes or array), prepared to 28x28."""
+    if not isinstance(keys, str):
+        raise ValueError('List the keyframes as text, comma-separated, e.g. "seed 0, Sneaker, image 1".')
+    operands: list[str | np.ndarray] = []
+    for key in (part.strip() for part in keys.split(",")):
+        if key.lower().startswith("image"):
+            number = key[5:].strip()
+            if not images:
+                raise ValueError(f"{key!r}: upload the keyframe images first.")
+            if not number.isdecimal() or not 1 <= int(number) <= len(images):
+                raise ValueError(f"{key!r}: write image 1 to image {len(images)} for the {len(images)} uploaded.")
+            operands.append(prepare_upload(images[int(number) - 1]).image)
+        elif key:
+            operands.append(key)
+    return operands

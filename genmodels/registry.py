@@ -27,8 +27,9 @@ class ModelEntry:
     model_class: type[nn.Module]  # the family's nn.Module (with the Hub mixin)
     config_class: type  # its config dataclass
     checkpoint: str  # folder name of the bundled checkpoint under checkpoints/
-    generative: bool  # has latent_dim / decode(z) / sample(num, seed)
-    conditional: bool  # decode and sample also take a class label
+    generative: bool  # has latent_dim, decode(z, label=None) and sample(num, seed, label=None, ...)
+    conditional: bool  # the label picks the class (unconditional families ignore it)
+    encoder: bool  # has encode(x) -> (mu, logvar), an amortised posterior (round trips, image endpoints)
     sample_knob: str | None  # keyword of `sample` that trades variety for quality
     description: str  # one line for pickers and model cards
 
@@ -47,6 +48,7 @@ MODELS: dict[str, ModelEntry] = {
             checkpoint="dcgan-fashion",
             generative=True,
             conditional=False,
+            encoder=False,
             sample_knob="truncation",
             description="DCGAN generator: z ~ N(0, I) -> image, trained adversarially",
         ),
@@ -57,6 +59,7 @@ MODELS: dict[str, ModelEntry] = {
             checkpoint="vae-fashion",
             generative=True,
             conditional=False,
+            encoder=True,
             sample_knob="temperature",
             description="Convolutional VAE: encoder to N(mu, sigma^2), decoder back, trained on the ELBO",
         ),
@@ -67,6 +70,7 @@ MODELS: dict[str, ModelEntry] = {
             checkpoint="cgan-fashion",
             generative=True,
             conditional=True,
+            encoder=False,
             sample_knob="truncation",
             description="Class-conditional GAN: pick a class, the seed picks the item",
         ),
@@ -77,6 +81,7 @@ MODELS: dict[str, ModelEntry] = {
             checkpoint="classifier-fashion",
             generative=False,
             conditional=False,
+            encoder=False,
             sample_knob=None,
             description="CNN classifier: labels and the penultimate features behind the quality metrics",
         ),

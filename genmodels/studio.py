@@ -48,10 +48,6 @@ class Inversion:
     seconds: float
 
 
-def _decode(model: nn.Module, z: torch.Tensor, label: int | None) -> torch.Tensor:
-    return model.decode(z, label) if label is not None else model.decode(z)
-
-
 def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """PSNR in dB on [0, 1] pixels of images in [-1, 1], over the pixels where mask is 1."""
     error = ((prediction - target) / 2) ** 2
@@ -65,6 +61,7 @@ def invert(
     model: nn.Module,
     target: torch.Tensor,
     *,
+    has_encoder: bool = False,
     label: int | None = None,
     mask: torch.Tensor | None = None,
     steps: int = INVERT_STEPS,
@@ -72,7 +69,8 @@ def invert(
     seed: int = 0,
     progress=None,
 ) -> Inversion:
-    """The latent of `target` (1, 28, 28) in [-1, 1]: the VAE's encoder mean, or optimisation for a GAN.
+    """The latent of `target` (1, 28, 28) in [-1, 1]: the encoder's mean (`has_encoder`, the VAE), or
+    optimisation from `restarts` seeded starts (a GAN).
 
     With `mask` (1, 28, 28), 1 = pixels to match, the loss ignores the rest (a VAE then starts from its
     encoder's guess and is optimised too). `label` for a conditional generator. `progress(fraction)`
@@ -83,7 +81,7 @@ def invert(
     with torch.inference_mode(False), torch.enable_grad():
         x = target.detach().clone().to(device)[None]  # (1, 1, 28, 28), a normal tensor autograd can save
         weights = torch.ones_like(x) if mask is None else mask.detach().clone().to(device)[None].expand_as(x)
-        if hasattr(model, "encode"):
+        if has_encoder:
             mu, _ = model.encode(x.detach())
             if mask is None:
                 z = mu.detach()
@@ -94,9 +92,9 @@ def invert(
             z = seed_to_z(seed, restarts, model.latent_dim, device=device)
         z.requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=INVERT_LR)
-        labels = None if label is None else torch.full((len(z),), label, device=device, dtype=torch.long)
+        labels = None if label is None else torch.full((len(z),), label, device=device, dtype=torch.long)  # (R,)
         for step in range(steps):
-            images = model.decode(z, labels) if labels is not None else model.decode(z)
+            images = model.decode(z, labels)
             per_start = (((images - x) ** 2) * weights).flatten(1).sum(1) / weights.flatten(1).sum(1)
             optimizer.zero_grad(set_to_none=True)
             per_start.sum().backward(inputs=[z])
@@ -104,14 +102,14 @@ def invert(
             if progress is not None and step % 10 == 0:
                 progress(step / steps)
         with torch.no_grad():
-            images = model.decode(z, labels) if labels is not None else model.decode(z)
+            images = model.decode(z, labels)
             best = (((images - x) ** 2) * weights).flatten(1).sum(1).argmin()
         return _result(model, z[best].detach(), x[0], mask, label, started)
 
 
 def _result(model, z, target, mask, label, started) -> Inversion:
     with torch.no_grad():
-        image = _decode(model, z[None], label)[0]
+        image = model.decode(z[None], label)[0]
     return Inversion(z=z, image=image, psnr=masked_psnr(image, target, mask), seconds=time.perf_counter() - started)
 
 
@@ -218,7 +216,8 @@ def _first_block_end(net: nn.Sequential) -> int:
 
 
 def move(z: torch.Tensor, directions: torch.Tensor, amounts: list[float]) -> torch.Tensor:
-    """z + sum_i amounts[i] * directions[i] * sqrt(D): amounts in units of a typical latent's norm / sqrt(D)."""
+    """z + sum_i amounts[i] * directions[i] * sqrt(D) / 4 for unit directions (D, ): one unit of amount is a
+    quarter of a typical N(0, I) latent's length (about sqrt(D)), so amount 4 moves one such length."""
     scale = z.shape[-1] ** 0.5 / 4  # one unit = a quarter of a typical N(0, I) latent's length
     offset = sum(amount * direction for amount, direction in zip(amounts, directions) if amount)
     return z + scale * offset if isinstance(offset, torch.Tensor) else z

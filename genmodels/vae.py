@@ -1,6 +1,6 @@
-"""Convolutional VAE for 28x28 grayscale (Kingma and Welling 2014), the seed's encoder/decoder pair.
+"""Convolutional VAE for 28x28 grayscale (Kingma and Welling 2014), the tutorial's encoder/decoder pair.
 
-Trained on the ELBO from the seed,
+Trained on the ELBO from the tutorial,
     log p(x) >= E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)),
 with a diagonal Gaussian posterior q(z|x) = N(mu, diag(exp(logvar))), the prior p(z) = N(0, I) and
 one of two likelihoods p(x|z) over pixel intensities in [0, 1]:
@@ -91,8 +91,8 @@ class VAE(
         """Latents (B, latent_dim) -> logits (B, 1, 28, 28) of the decoder's mean intensity in [0, 1]."""
         return self.decoder(z)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1] (the decoder's means)."""
+    def decode(self, z: torch.Tensor, label: int | str | torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1] (the decoder's means); `label` is ignored."""
         return torch.sigmoid(self.decode_logits(z)) * 2.0 - 1.0
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
@@ -118,8 +118,8 @@ class VAE(
         return seed_to_z(seed, num, self.latent_dim, device=device) * temperature
 
     @torch.inference_mode()
-    def sample(self, num: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
-        """`num` images decoded from prior draws (seeds seed..seed+num-1), scaled by `temperature`."""
+    def sample(self, num: int, seed: int = 0, label: int | str | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """`num` images decoded from prior draws (seeds seed..seed+num-1), scaled by `temperature`; no classes."""
         return self.decode(self.prior_z(num, seed, temperature))
 
     @torch.no_grad()

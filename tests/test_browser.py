@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import app
+from genmodels.data import EXAMPLES_DIR
 from tests.conftest import CHROMIUM, needs_browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-EXAMPLE = str(sorted(app.EXAMPLES_DIR.glob("*.png"))[0])
+EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -60,6 +61,39 @@ def image_source(page, selector: str) -> str:
     return image.get_attribute("src")
 
 
+def changed_source(page, selector: str, before: str, index: int = 0) -> str:
+    """Wait until the `index`-th image under `selector` shows another picture than `before`; return its src."""
+    page.wait_for_function(
+        "([selector, index, before]) => { const img = document.querySelectorAll(selector + ' img')[index];"
+        " return img && img.complete && img.src !== before; }",
+        arg=[selector, index, before],
+    )
+    return page.locator(f"{selector} img").nth(index).get_attribute("src")
+
+
+def natural_size(page, selector: str, index: int = 0) -> tuple[int, int]:
+    """The pixel size of the picture the page received (before the browser enlarges it), once it has loaded."""
+    page.wait_for_function(
+        "([selector, index]) => document.querySelectorAll(selector + ' img')[index]?.naturalWidth > 0",
+        arg=[selector, index],
+    )
+    return tuple(
+        page.evaluate(
+            "([selector, index]) => { const img = document.querySelectorAll(selector + ' img')[index];"
+            " return [img.naturalWidth, img.naturalHeight]; }",
+            [selector, index],
+        )
+    )
+
+
+def set_slider(page, selector: str, value: float) -> None:
+    """Type a value into a slider's number box and leave it, as a user who types instead of dragging."""
+    box = page.locator(f"{selector} input[type=number]").first
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
 @needs_browser
 def test_generate_tab(page):
     open_tab(page, "Generate")
@@ -71,6 +105,11 @@ def test_generate_tab(page):
         arg=first,
     )
     page.locator("#generate-gallery img").first.wait_for()  # the single images follow the grid
+    assert natural_size(page, "#generate-grid") == (4 * 30 + 2, 4 * 30 + 2), "16 tiles of 28 px with 2 px gaps"
+    second = page.locator("#generate-grid img").first.get_attribute("src")
+    set_slider(page, "#generate-num", 4)  # no button: the grid follows the slider
+    changed_source(page, "#generate-grid", second)
+    assert natural_size(page, "#generate-grid") == (2 * 30 + 2, 2 * 30 + 2), "now 4 tiles"
     page.screenshot(path=ARTIFACTS / "generate.png", full_page=True)
 
 
@@ -88,7 +127,12 @@ def test_roundtrip_tab(page):
 def test_interpolate_tab(page):
     open_tab(page, "Interpolate")
     page.locator("#interpolate-button").click()
-    image_source(page, "#interpolate-strip")
+    slerp = image_source(page, "#interpolate-strip")
+    assert natural_size(page, "#interpolate-strip") == (8 * 28 + 7 * 2, 28), "8 steps of 28 px, 2 px gaps"
+    page.get_by_label("lerp", exact=True).check()  # the path follows the method, no button
+    changed_source(page, "#interpolate-strip", slerp)
+    set_slider(page, "#interpolate-steps", 4)
+    page.wait_for_function("() => document.querySelector('#interpolate-strip img')?.naturalWidth === 4 * 28 + 3 * 2")
     page.screenshot(path=ARTIFACTS / "interpolate.png", full_page=True)
 
 
@@ -96,8 +140,14 @@ def test_interpolate_tab(page):
 def test_edit_tab(page):
     open_tab(page, "Edit")
     page.locator("#edit-upload input[type=file]").set_input_files(EXAMPLE)
+    upright = image_source(page, "#edit-preview")  # the upload alone previews
+    assert natural_size(page, "#edit-preview") == (28, 28)
+    page.get_by_label("Flip horizontally").check()
+    flipped = changed_source(page, "#edit-preview", upright)
+    page.get_by_label("Flip horizontally").uncheck()
+    assert changed_source(page, "#edit-preview", flipped) == upright, "unflipped: the same picture again"
     page.locator("#edit-button").click()
-    image_source(page, "#edit-preview")
+    image_source(page, "#edit-slider")
     page.screenshot(path=ARTIFACTS / "edit.png", full_page=True)
 
 
@@ -148,10 +198,18 @@ def test_studio_and_map_tabs(page):
     page.goto(page.url.split("?")[0])
     open_tab(page, "Studio")
     page.locator("#studio-seed").click()
-    page.locator("#studio-slider img").first.wait_for()
+    seed_image = image_source(page, "#studio-slider")
+    page.get_by_text("Seed 0", exact=False).first.wait_for()
+    set_slider(page, "#studio-amount", 3)
     page.locator("#studio-apply").click()
-    page.get_by_text("towards **Sneaker**".replace("**", ""), exact=False).first.wait_for()
+    # The first move computes the model's directions (seconds; the server warms them up at start).
+    page.wait_for_function(
+        "() => document.querySelector('#studio-info')?.innerText.includes('+3 towards Sneaker')", timeout=120_000
+    )
+    moved = changed_source(page, "#studio-slider", seed_image, index=1)
     page.locator("#studio-undo").click()
+    assert changed_source(page, "#studio-slider", moved, index=1) == seed_image, "Undo brings the seed's image back"
+    page.get_by_text("Back to result 1", exact=False).first.wait_for()
     page.screenshot(path=ARTIFACTS / "studio.png", full_page=True)
 
     open_tab(page, "Map")

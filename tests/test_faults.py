@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -72,7 +73,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_a_resumable_run(
     resume = ["--resume"] if (tmp_path / "state.safetensors").exists() else []
     finished = subprocess.run(command + resume, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
-    assert load_model("vae", source=tmp_path / "checkpoint") is not None
+    assert torch.isfinite(load_model("vae", source=tmp_path / "checkpoint").sample(2, seed=0)).all()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2], "one metrics line per epoch, none repeated"
 
@@ -139,3 +140,70 @@ def test_a_short_load_leaves_no_errors_and_a_live_server():
     assert report["errors"] == [] and report["completed"] == 80
     assert report["server_alive"]
     assert report["rss_after_mb"] - report["rss_before_mb"] < 150
+
+
+def test_a_user_error_writes_one_log_line_and_no_traceback(tmp_path):
+    """Bad inputs are the user's business: one line each (endpoint and message); tracebacks are for faults."""
+    port = free_port()
+    with open(tmp_path / "log", "w+b") as output:
+        server = start_server(port, output=output)
+        try:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
+            bad = [
+                {"model": "dcgan", "seed": 1.5, "api_name": "/generate"},
+                {"model": "nope", "seed": 0, "api_name": "/generate"},
+                {"keys": None, "model": "dcgan", "api_name": "/keyframes"},
+                {"text": "[1, 2]", "api_name": "/load_settings"},
+            ]
+            for request in bad:
+                with pytest.raises(AppError):
+                    client.predict(**request)
+            assert client.predict(api_name="/ping") == "pong"
+            time.sleep(0.5)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        output.seek(0)
+        log = output.read().decode()
+    user_lines = [line for line in log.splitlines() if "User error in" in line]
+    assert len(user_lines) == len(bad), log
+    assert "Traceback" not in log, log
+    assert any("generate: Seed must be a whole number, got 1.5." in line for line in user_lines), user_lines
+
+
+def test_identical_requests_at_the_same_moment_all_get_whole_files():
+    """8 clients sending the same image to /roundtrip and the same seed to /generate, 10 times each:
+    no error, and every file they get back is a whole picture (before: failed downloads, 0-byte PNGs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from genmodels.data import EXAMPLES_DIR
+
+    example = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
+    port = free_port()
+    server = start_server(port)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+
+        def client_session(index: int) -> list[str]:
+            client = Client(url, verbose=False, ssl_verify=False)
+            files = []
+            for _ in range(10):
+                steps, (before, after), heat, *_ = client.predict(image=handle_file(example), api_name="/roundtrip")
+                grid, download, _ = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")
+                files += [before, after, heat, grid, download]
+            return files
+
+        with ThreadPoolExecutor(8) as pool:
+            files = [path for session in pool.map(client_session, range(8)) for path in session]
+        assert len(files) == 8 * 10 * 5
+        for path in files:
+            with Image.open(path) as image:
+                image.load()  # a truncated or empty file fails here
+        grids = {Path(path).read_bytes() for path in files[3::5]}
+        assert len(grids) == 1, "the same seed, the same grid, for everyone"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

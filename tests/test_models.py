@@ -38,7 +38,7 @@ def test_shapes(name):
         assert out.shape == (3, 1, 28, 28)
         assert out.min() >= -1 and out.max() <= 1
         z = torch.zeros(2, model.latent_dim)
-        assert model.decode(z).shape == (2, 1, 28, 28)
+        assert model.decode(z, 0).shape == (2, 1, 28, 28), "every family: decode(z, label)"
     else:
         assert out.shape == (3, 10)
         assert model.features(torch.zeros(2, 1, 28, 28)).shape == (2, TINY_CONFIGS[name].feature_dim)

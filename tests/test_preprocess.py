@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from genmodels.data import load_fashion_mnist
+from genmodels.data import EXAMPLES_DIR, load_fashion_mnist
 from genmodels.preprocess import MAX_PIXELS, load_image, prepare, prepare_upload
 from tests.conftest import needs_data
 
@@ -126,17 +126,61 @@ def test_a_thin_drawing_is_thickened_and_centred():
     assert image[20, 14] < 30, "the inside of the outline stays dark"
 
 
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(float) - b.astype(float)) ** 2) / 255**2
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+def nearest(image: np.ndarray, factor: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((28 * factor, 28 * factor), Image.NEAREST))
+
+
+def bicubic(image: np.ndarray, factor: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((28 * factor, 28 * factor), Image.BICUBIC))
+
+
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_fashion_mnist_uploads_reach_the_model_unchanged(path):
+    """A test image uploaded as it is, or enlarged by whole factors, comes out pixel for pixel."""
+    original = np.asarray(Image.open(path))
+    for upload in (original, nearest(original, 2), nearest(original, 4), nearest(original, 7)):
+        prepared = prepare_upload(encode(Image.fromarray(upload), "PNG"))
+        assert np.array_equal(prepared.image, original), f"{upload.shape} changed"
+        assert "looks like Fashion-MNIST" in prepared.summary
+    # A smooth enlargement comes back as close as a box filter gets: PIL's BOX reduction of it.
+    smooth = bicubic(original, 4)
+    prepared = prepare_upload(encode(Image.fromarray(smooth), "PNG")).image
+    box = np.asarray(Image.fromarray(smooth).resize((28, 28), Image.BOX)).astype(int)
+    assert np.abs(prepared.astype(int) - box).max() <= 1 and psnr_db(prepared, original) > 25
+
+
 @needs_data
-def test_fashion_mnist_images_pass_almost_unchanged():
+def test_held_out_images_pass_through_at_every_size():
     test = load_fashion_mnist("test", download=False)
-    unchanged = 0
-    for index in range(50):
+    for index in range(0, 10_000, 97):  # 104 images spread over the test set
         image = test.images[index].numpy()
-        out = prepare(image).image
-        assert out.shape == image.shape
-        unchanged += int(np.abs(out.astype(int) - image.astype(int)).mean() < 1)
-    # Items already cropped, centred and light-on-dark come through as they are (most of them exactly).
-    assert unchanged >= 40
+        assert np.array_equal(prepare(image).image, image)
+        assert np.array_equal(prepare(nearest(image, 4)).image, image)
+        assert psnr_db(prepare(bicubic(image, 4)).image, image) > 24
+
+
+def test_other_pictures_still_get_the_steps_that_help_them():
+    small = np.zeros((112, 112), np.uint8)
+    small[40:72, 44:68] = 220  # an item in the middle of a dark photo, far from filling the frame
+    prepared = prepare(small)
+    assert any("cropped" in name for name, _ in prepared.steps) and "Prepared like a photo" in prepared.summary
+    assert prepared.image[0].max() > 200, "cropped: the item now spans the frame"
+    light = 255 - nearest(np.asarray(Image.open(EXAMPLES[0])), 4)  # a test image on white paper
+    assert any("inverted" in name for name, _ in prepare(light).steps)
+    # Asked for: the full steps for a Fashion-MNIST-like picture, or only the reduction for any picture.
+    assert "Prepared like a photo" in prepare(nearest(np.asarray(Image.open(EXAMPLES[0])), 4), preparation="full").summary
+    only = prepare(small, preparation="resize")
+    assert np.array_equal(only.image, small[::4, ::4]) and only.summary.startswith("Only reduced from 112x112")
+    with pytest.raises(ValueError, match="preparation"):
+        prepare(small, preparation="sharpen")
 
 
 def test_prepare_mask_shrinks_and_refuses_empty_or_full_masks():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from genmodels.data import CLASS_NAMES, to_tensor
+from genmodels.data import CLASS_NAMES
 from genmodels.dcgan import DCGANConfig, Generator
-from genmodels.lab import Lab
+from genmodels.lab import Lab, parse_keyframes
 from genmodels.latent import seed_to_z
 from genmodels.studio import LatentMap, invert, masked_psnr, move, orthogonalise, pca
 from tests.conftest import needs_data
@@ -42,7 +42,9 @@ def test_pca_finds_the_axis_of_largest_spread_and_the_map_inverts_it():
 def test_move_scales_with_the_amount():
     z, direction = torch.zeros(64), torch.zeros(64)
     direction[3] = 1.0
-    assert move(z, [direction], [2.0])[3] == pytest.approx(2.0 * 64**0.5 / 4)
+    # A 64-d standard normal latent is about 8 long; one unit is a quarter of that: amount 2 moves 4.
+    assert move(z, [direction], [2.0])[3] == pytest.approx(4.0)
+    assert torch.linalg.norm(move(z, [direction], [4.0])) == pytest.approx(8.0), "amount 4: one typical length"
     assert torch.equal(move(z, [direction], [0.0]), z)
 
 
@@ -114,23 +116,44 @@ def test_keeping_a_class_fixed_changes_the_move(lab):
 
 @needs_data
 def test_arithmetic_keyframes_and_the_map(lab):
-    image = np.asarray(to_tensor(np.zeros((28, 28), np.uint8)))  # any array works as an operand type check
-    assert image.shape == (1, 1, 28, 28)
-    z = lab.arithmetic("vae", "Sneaker", "Sandal", "seed 3")
-    assert z.shape == (lab.model("vae").latent_dim,)
-    assert torch.allclose(
-        z, lab.latent("vae", "Sneaker") - lab.latent("vae", "class Sandal") + lab.latent("vae", "seed 3")
-    )
+    # Identities that need no formula: A - A + C is C, and A - B + B is A, whatever A, B and C are.
+    images = lab.arithmetic("vae", "seed 3", "seed 3", "Sneaker")
+    assert images.shape == (4, 1, 28, 28)
+    assert torch.allclose(images[3], lab.decode("vae", lab.latent("vae", "Sneaker")[None])[0], atol=1e-5)
+    images = lab.arithmetic("dcgan", "seed 1", "Bag", "class Bag")
+    assert torch.allclose(images[3], lab.generate("dcgan", 1, 1)[0], atol=1e-5), "A - B + B = A, seed 1's image"
+    assert torch.allclose(images[0], images[3], atol=1e-5) and not torch.allclose(images[0], images[1])
+
     frames = lab.keyframes("dcgan", ["seed 0", "Bag", "seed 5"], steps=6)
+    # Two segments of 6 frames share their middle keyframe: 6 + 6 - 1 = 11 frames, from seed 0 to seed 5.
     assert frames.shape == (11, 1, 28, 28)
+    assert torch.allclose(frames[0], lab.generate("dcgan", 0, 1)[0], atol=1e-5)
+    assert torch.allclose(frames[-1], lab.generate("dcgan", 5, 1)[0], atol=1e-5)
+    assert torch.allclose(frames[5], lab.decode("dcgan", lab.latent("dcgan", "Bag")[None])[0], atol=1e-5)
     with pytest.raises(ValueError, match="keyframes"):
         lab.keyframes("dcgan", ["seed 0"])
-    with pytest.raises(ValueError):
-        lab.latent("vae", "Hat")
+    for bad in ("Hat", "seed ²", "seed 1.5"):
+        with pytest.raises(ValueError):
+            lab.latent("vae", bad)
     decoded, neighbours, labels = lab.map_point(0.0, 0.0)
     assert decoded.shape == (28, 28) and neighbours.shape == (8, 28, 28) and len(labels) == 8
     with pytest.raises(ValueError):
         lab.map_point(float("nan"), 0.0)
+
+
+def test_keyframe_text_names_seeds_classes_and_uploads_by_number():
+    upload = np.zeros((28, 28), np.uint8)
+    upload[4:24, 10:18] = 255  # already Fashion-MNIST-like: prepared as it is
+    operands = parse_keyframes("seed 0, Sneaker , image 2", [np.zeros((28, 28), np.uint8), upload])
+    assert operands[:2] == ["seed 0", "Sneaker"] and operands[2].shape == (28, 28)
+    for keys, images, words in [
+        ("seed 0, image 1", [], "upload the keyframe images"),
+        ("seed 0, image 3", [upload], "image 1 to image 1"),
+        ("seed 0, image ²", [upload], "image 1 to image 1"),
+        (None, [], "as text"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            parse_keyframes(keys, images)
 
 
 @needs_data

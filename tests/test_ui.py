@@ -1,4 +1,4 @@
-"""The app's handlers called directly: outputs, determinism, and plain errors for bad input."""
+"""The page's handlers called directly with a lab: outputs, determinism, plain errors, the file store."""
 
 from __future__ import annotations
 
@@ -11,38 +11,49 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app
-from genmodels.registry import generative_names
+from genmodels.data import EXAMPLES_DIR
+from genmodels.lab import Lab
+from ui import edit, generate, interpolate, roundtrip, studio
+from ui.files import OutputStore
+from ui.page import build_demo, status_line
+from ui.serving import MAX_THREADS
 
-EXAMPLE = sorted(app.EXAMPLES_DIR.glob("*.png"))[0]
+EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
 
 
-def test_demo_is_built_at_import_with_the_bundled_models():
-    assert isinstance(app.demo, gr.Blocks)
-    assert app.lab.generative() == generative_names() and not app.lab.broken
+@pytest.fixture(scope="module")
+def lab():
+    return Lab("cpu")
 
 
-def test_generate_gives_grid_gallery_and_download():
-    grid, download, compare = app.generate("dcgan", 3, 6)
-    assert grid.shape == (2 * 30 + 2, 3 * 30 + 2)
+@pytest.fixture
+def store(tmp_path):
+    return OutputStore(tmp_path)
+
+
+def test_generate_gives_grid_gallery_and_download(lab, store):
+    picture, download, compare = generate.generate(lab, store, "dcgan", 3, 6)
+    assert picture.shape == (2 * 30 + 2, 3 * 30 + 2), "6 tiles of 28 px in 3 columns, 2 px gaps and border"
     assert Image.open(download).size == (3 * 30 + 2, 2 * 30 + 2)
     assert compare["visible"] is False
-    again = app.generate("dcgan", 3, 6)
-    assert np.array_equal(grid, again[0]) and again[1] == download
-    gallery = app.singles("dcgan", 3, 6)
+    again = generate.generate(lab, store, "dcgan", 3, 6)
+    assert np.array_equal(picture, again[0]) and again[1] == download
+    gallery = generate.singles(lab, "dcgan", 3, 6)
     assert len(gallery) == 6 and gallery[0][1] == "seed 3" and gallery[0][0].shape == (28, 28)
-    assert np.array_equal(gallery[4][0], grid[32:60, 32:60]), "image 4 is the grid's row 1, column 1"
+    assert np.array_equal(gallery[4][0], picture[32:60, 32:60]), "image 4 is the grid's row 1, column 1"
+    assert np.array_equal(generate.singles(lab, "dcgan", 7, 1)[0][0], gallery[4][0]), "image 4 of seed 3 is seed 7"
 
 
-def test_model_card_panel_names_the_model():
-    assert app.model_card("dcgan").startswith("**dcgan**")
-    assert app.model_card("nope") == ""
+def test_model_card_panel_names_the_model(lab):
+    card = generate.model_card(lab, "dcgan")
+    assert card.startswith("**dcgan**") and "FIDc 21.26" in card, "the FIDc of its model card (README: 21.26)"
+    assert generate.model_card(lab, "nope") == ""
 
 
-def test_compare_shows_every_generative_model():
-    *_, compare = app.generate("vae", 0, 4, compare=True)
+def test_compare_shows_every_generative_model(lab, store):
+    *_, compare = generate.generate(lab, store, "vae", 0, 4, compare=True)
     assert compare["visible"] is True
-    assert [caption for _, caption in compare["value"]] == app.lab.generative()
+    assert [caption for _, caption in compare["value"]] == lab.generative()
 
 
 @pytest.mark.parametrize(
@@ -56,116 +67,130 @@ def test_compare_shows_every_generative_model():
         {"model": "nope"},
     ],
 )
-def test_generate_refuses_bad_numbers(kwargs):
+def test_generate_refuses_bad_numbers(lab, store, kwargs):
     arguments = {"model": "dcgan", "seed": 0, "num": 4, **kwargs}
     with pytest.raises(gr.Error):
-        app.generate(**arguments)
+        generate.generate(lab, store, **arguments)
 
 
-def test_roundtrip_from_a_file_and_from_a_drawing():
-    steps, slider, heat, summary, plot, samples = app.roundtrip(str(EXAMPLE))
-    assert [name.split(". ", 1)[1] for _, name in steps][-1].startswith("resized to 28x28")
+def test_settings_json_round_trip_and_plain_refusals(lab):
+    text = generate.copy_settings(lab, "cgan", 3, 4, 0.5, 1.0, "Bag")
+    assert generate.load_settings(lab, text) == ("cgan", 3, 4, 0.5, 1.0, "Bag")
+    for bad, words in [('{"seeed": 1}', "Unknown setting"), ("3", "JSON object"), ("[" * 100_000, "at most")]:
+        with pytest.raises(gr.Error, match=words):
+            generate.load_settings(lab, bad)
+
+
+def test_roundtrip_from_a_file_and_from_a_drawing(lab):
+    steps, slider, heat, summary, plot, samples = roundtrip.roundtrip(lab, EXAMPLE)
+    assert [name for _, name in steps] == ["1. grayscale input"], "a test image reaches the model as it is"
+    assert "Used as it is" in summary and "against the prepared 28x28 image" in summary
     assert slider[0].shape == slider[1].shape == (28, 28)
     assert heat.shape == (28, 28, 3) and "PSNR" in summary
     assert set(plot["statistic"]) == {"mean", "standard deviation"} and len(samples) == 8
 
     canvas = np.zeros((400, 400, 4), np.uint8)
     canvas[100:300, 150:250] = (0, 0, 0, 255)  # a dark block drawn on a transparent layer
-    steps, *_ = app.roundtrip(None, {"composite": canvas, "background": None, "layers": []})
+    steps, *_ = roundtrip.roundtrip(lab, None, {"composite": canvas, "background": None, "layers": []})
     assert any("inverted" in name for _, name in steps)
 
 
-@pytest.mark.parametrize(
-    "image, words",
-    [
-        (None, "Upload"),
-        (b"not an image at all", "not an image"),
-        (b"", "empty"),
-    ],
-)
-def test_roundtrip_refuses_bad_uploads(image, words):
+@pytest.mark.parametrize("image, words", [(None, "Upload"), (b"not an image at all", "not an image"), (b"", "empty")])
+def test_roundtrip_refuses_bad_uploads(lab, image, words):
     with pytest.raises(gr.Error, match=words):
-        app.roundtrip(image)
+        roundtrip.roundtrip(lab, image)
 
 
-def test_interpolate_gives_strip_and_gif():
-    strip, animation, download = app.interpolate("dcgan", 0, 1, 5, "slerp")
+def test_interpolate_gives_strip_and_a_boomerang_gif(lab, store):
+    strip, animation, download = interpolate.interpolate(lab, store, "dcgan", 0, 1, 5, "slerp")
     assert strip.shape == (28, 5 * 28 + 4 * 2)
-    gif = Image.open(download)
-    assert animation == download and gif.n_frames == 2 * 5 - 2
+    frames = Image.open(download)
+    # Forward 0 1 2 3 4, then back 3 2 1 (the ends are not repeated): 8 frames, and frame 5 is frame 3.
+    assert animation == download and frames.n_frames == 8
+    frames.seek(3)
+    third = np.asarray(frames.convert("L"))
+    frames.seek(5)
+    assert np.array_equal(third, np.asarray(frames.convert("L")))
     with pytest.raises(gr.Error):
-        app.interpolate("dcgan", 0, 1, 64)
+        interpolate.interpolate(lab, store, "dcgan", 0, 1, 64)
     with pytest.raises(gr.Error, match="no encoder"):
-        app.interpolate("dcgan", 0, 1, 4, image_a=str(EXAMPLE))
-    strip, *_ = app.interpolate("vae", 0, 1, 4, "lerp", str(EXAMPLE), None)
+        interpolate.interpolate(lab, store, "dcgan", 0, 1, 4, image_a=EXAMPLE)
+    strip, *_ = interpolate.interpolate(lab, store, "vae", 0, 1, 4, "lerp", EXAMPLE, None)
     assert strip.shape[0] == 28
 
 
-def test_edit_previews_and_projects():
-    prepared, edited, (before, after) = app.edit(str(EXAMPLE), angle=90, flip_h=True)
+def test_edit_previews_and_projects(lab):
+    prepared, edited, (before, after) = edit.edit(lab, EXAMPLE, angle=180)
     assert prepared.shape == edited.shape == before.shape == after.shape == (28, 28)
-    assert not np.array_equal(prepared, edited)
-    assert np.array_equal(app.edit(str(EXAMPLE))[1], prepared), "no edit, no change"
+    assert np.array_equal(edited, prepared[::-1, ::-1]), "a half turn is both flips, pixel for pixel"
+    assert np.array_equal(edit.edit(lab, EXAMPLE)[1], prepared), "no edit, no change"
     with pytest.raises(gr.Error):
-        app.edit(str(EXAMPLE), scale=float("nan"))
+        edit.edit(lab, EXAMPLE, scale=float("nan"))
     with pytest.raises(gr.Error, match="Upload"):
-        app.edit(None)
+        edit.edit(lab, None)
 
 
-def test_output_files_are_kept_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
-    monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 3)
-    monkeypatch.setattr(app, "PRUNE_EVERY", 1)
+def test_output_files_are_kept_bounded(tmp_path):
+    store = OutputStore(tmp_path, max_files=3, min_age_s=600)
     for i in range(6):
-        app.save_output(bytes([i]), ".png")
-    assert len(list(tmp_path.glob("*.png"))) == 6, "files younger than OUTPUT_MIN_AGE_S are never evicted"
-    monkeypatch.setattr(app, "OUTPUT_MIN_AGE_S", 0)
-    app.save_output(bytes([6]), ".png")
+        store.save(bytes([i]), ".png")
+    store.prune(".png")
+    assert len(list(tmp_path.glob("*.png"))) == 6, "files younger than min_age_s are never evicted"
+    store.min_age_s = 0
+    store.prune(".png")
     assert len(list(tmp_path.glob("*.png"))) == 3
     assert not list(tmp_path.glob(".tmp-*")), "no temporary file left behind"
 
 
-def test_output_files_handed_out_survive_concurrent_requests(tmp_path, monkeypatch):
+def test_output_files_handed_out_survive_concurrent_requests(tmp_path):
     """A picture asked for again is rewritten as the newest file, so eviction cannot take it while
     Gradio copies it; many threads writing the same picture at once all get a whole file."""
-    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
-    monkeypatch.setattr(app, "MAX_OUTPUT_FILES", 2)
-    monkeypatch.setattr(app, "PRUNE_EVERY", 1)
-    monkeypatch.setattr(app, "OUTPUT_MIN_AGE_S", 0)
-    first = Path(app.save_output(b"first", ".gif"))
+    store = OutputStore(tmp_path, max_files=2, min_age_s=0)
+    first = Path(store.save(b"first", ".gif"))
     os.utime(first, (1, 1))  # the oldest file in the folder
-    app.save_output(b"second", ".gif")
-    assert Path(app.save_output(b"first", ".gif")).exists()
-    app.save_output(b"third", ".gif")
+    store.save(b"second", ".gif")
+    assert Path(store.save(b"first", ".gif")).exists()
+    store.save(b"third", ".gif")
+    store.prune(".gif")
     assert first.exists(), "the picture handed out again was the newest, so another went first"
 
     with ThreadPoolExecutor(8) as pool:
-        paths = list(pool.map(lambda i: app.save_output(b"same picture" * 1000, ".gif"), range(32)))
+        paths = list(pool.map(lambda i: store.save(b"same picture" * 1000, ".gif"), range(32)))
     assert len(set(paths)) == 1 and Path(paths[0]).read_bytes() == b"same picture" * 1000
 
 
-def test_masked_regeneration_from_the_editor_and_the_undo_history():
-    editor = app.editor_from_seed("dcgan", 3)
+def test_masked_regeneration_and_the_undo_history(lab):
+    editor = studio.editor_from_seed(lab, "dcgan", 3)
     assert editor["background"].shape == (280, 280)
     layer = np.zeros((280, 280, 4), np.uint8)
     layer[:, 140:, 3] = 255  # paint the right half
     editor["layers"] = [layer]
-    (before, after), generated, info = app.inpaint_editor(editor, "vae")
+    (before, after), generated, info = studio.inpaint_editor(lab, editor, "vae")
     assert np.array_equal(before[:, :14], after[:, :14]), "the unpainted half is kept"
+    assert not np.array_equal(before[:, 14:], after[:, 14:]), "the painted half is redrawn"
     assert generated.shape == (28, 28) and "PSNR" in info
-    shown, history = app.record_pair((before, after), [])
+    shown, history = studio.record_pair((before, after), [])
     assert len(history) == 1 and np.array_equal(shown[1], after)
     with pytest.raises(gr.Error, match="Paint"):
-        app.inpaint_editor({**editor, "layers": []}, "vae")
-    strip, result = app.arithmetic("vae", "Sneaker", "Sandal", "seed 3")
-    shown, history = app.record_arithmetic(strip, result, history)
-    assert len(history) == 2 and np.array_equal(shown[0], strip[:, :28])
-    previous, _, history = app.studio_undo(history)
-    assert len(history) == 1 and np.array_equal(previous[1], after)
+        studio.inpaint_editor(lab, {**editor, "layers": []}, "vae")
+    strip, result = studio.arithmetic(lab, "vae", "Sneaker", "Sandal", "seed 3")
+    shown, history = studio.record_arithmetic(strip, result, history)
+    assert len(history) == 2 and np.array_equal(shown[0], strip[:, :28]) and np.array_equal(shown[1], result)
+    previous, message, history = studio.studio_undo(history)
+    assert len(history) == 1 and np.array_equal(previous[1], after) and "result 1" in message
+    previous, _, history = studio.studio_undo(history)
+    assert len(history) == 1 and np.array_equal(previous[1], after), "the first result stays"
 
 
-def test_every_action_but_ping_waits_in_one_first_come_line():
-    groups = {(fn.concurrency_id, fn.concurrency_limit) for fn in app.demo.fns.values() if fn.api_name != "ping"}
-    assert groups == {("compute", app.MAX_THREADS)}
-    (ping,) = [fn for fn in app.demo.fns.values() if fn.api_name == "ping"]
+def test_every_action_but_ping_waits_in_one_first_come_line(lab):
+    demo = build_demo(lab)
+    groups = {(fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name != "ping"}
+    assert groups == {("compute", MAX_THREADS)}
+    (ping,) = [fn for fn in demo.fns.values() if fn.api_name == "ping"]
     assert ping.concurrency_id != "compute", "a health check never waits behind the computations"
+
+
+def test_status_line_names_what_did_not_load_without_server_paths(tmp_path):
+    broken = Lab("cpu", {"vae": tmp_path / "missing"})
+    line = status_line(broken)
+    assert "**vae**" in line and "missing" in line and str(tmp_path) not in line

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from genmodels.classifier import Classifier, ClassifierConfig, accuracy
 from genmodels.data import to_tensor
+from genmodels.hub import card_tags
 from training.common import (
     epoch_generator,
     finish,
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         summary="Two conv blocks (conv-BN-ReLU x2, max-pool) and a fully connected layer whose "
         f"{model.config.feature_dim}-d activations are the feature space of the project's quality "
         "metrics. Input: 28x28 grayscale in [-1, 1].",
-        tags=["image-classification", "fashion-mnist"],
+        tags=card_tags(Classifier),
         load_snippet='from genmodels.classifier import Classifier\n\nclassifier = Classifier.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "probabilities = classifier.predict(images)  # images (B, 1, 28, 28) in [-1, 1]",
     )

@@ -7,7 +7,7 @@
     python -m training.train_gan --dry-run --out /tmp/gan         # a few steps, in seconds
     python -m training.train_gan --conditional --init-from runs/dcgan  # the cGAN, started from the DCGAN
 
-Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the seed's code uses:
+Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the tutorial's code uses:
     D maximises log D(x) + log(1 - D(G(z)))   -> BCE(D(x), 1) + BCE(D(G(z)), 0)
     G maximises log D(G(z))                    -> BCE(D(G(z)), 1)
 Loss `--loss hinge` (Lim and Ye 2017; Miyato et al. 2018), usually with `--spectral-norm`:
@@ -32,6 +32,7 @@ from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscrimin
 from genmodels.checkpoint import load_training_state
 from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
+from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
     epoch_generator,
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out = args.out or ("runs/cgan" if args.conditional else "runs/dcgan")
 
-    # 1. Models and optimisers, initialised from the seed.
+    # 1. Models and optimisers, initialised from the random seed.
     seed_everything(args.seed)
     if args.conditional:
         config = CGANConfig(
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             f"discriminator with a projection head (Miyato and Koyama 2018) with the {args.loss} loss"
             + recipe(args, lr_d)
             + ". Each row of the sample grid is one class.",
-            tags=["cgan", "gan", "fashion-mnist", "conditional-image-generation"],
+            tags=card_tags(ConditionalGenerator),
             load_snippet="from genmodels.cgan import ConditionalGenerator\n\n"
             'generator = ConditionalGenerator.from_pretrained("FOLDER_OR_REPO_ID")\n'
             'sneakers = generator.sample(num=16, seed=0, label="Sneaker")  # (16, 1, 28, 28) in [-1, 1]',
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         f"with the {args.loss} loss"
         + recipe(args, lr_d)
         + f". z ~ N(0, I) of size {config.latent_dim} -> image in [-1, 1].",
-        tags=["dcgan", "gan", "fashion-mnist", "unconditional-image-generation"],
+        tags=card_tags(Generator),
         load_snippet='from genmodels.dcgan import Generator\n\ngenerator = Generator.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "images = generator.sample(num=16, seed=0)  # (16, 1, 28, 28) in [-1, 1]",
     )
@@ -266,16 +267,8 @@ def _conditional_generator_state(dcgan: dict[str, torch.Tensor], generator: Cond
 
 
 def _projection_discriminator_state(dcgan: dict[str, torch.Tensor], discriminator: ProjectionDiscriminator) -> dict:
-    """The DCGAN discriminator's weights under the projection discriminator's names, projection at zero."""
-    renamed = {"net.0": "body.0", "net.2": "body.2", "net.3": "body.3", "net.5": "body.6", "net.6": "body.7"}
-    state = {"embed.weight": torch.zeros_like(discriminator.embed.weight)}
-    for key, value in dcgan.items():
-        layer, _, field = key.rpartition(".")
-        if layer == "net.8":  # the 1x1 convolution to the logit is the linear head
-            state[f"linear.{field}"] = value.flatten(1) if field == "weight" else value
-        elif layer in renamed:  # net.5, the 7x7 convolution over the 7x7 map, is the linear layer
-            state[f"{renamed[layer]}.{field}"] = value.flatten(1) if layer == "net.5" and field == "weight" else value
-    return state
+    """The DCGAN discriminator's weights (the same body and head), with the projection at zero."""
+    return {**dcgan, "embed.weight": torch.zeros_like(discriminator.embed.weight)}
 
 
 @dataclass

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from genmodels.data import to_tensor
+from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from genmodels.metrics import psnr
 from genmodels.vae import VAE, VAEConfig
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         + ". Metrics are on the 10,000 test images: negative ELBO in nats per image, and the PSNR of the "
         "reconstruction from the posterior mean.",
-        tags=["vae", "fashion-mnist", "unconditional-image-generation"],
+        tags=card_tags(VAE),
         load_snippet='from genmodels.vae import VAE\n\nvae = VAE.from_pretrained("FOLDER_OR_REPO_ID")\n'
         "mu, logvar = vae.encode(images)  # images (B, 1, 28, 28) in [-1, 1]\n"
         "reconstruction = vae.decode(mu)",

@@ -1,0 +1,75 @@
+"""Edit tab: classic edits of an upload with a live preview, then a projection onto the VAE."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from genmodels.editing import EditParams
+from genmodels.lab import Lab
+
+from . import texts
+from .components import bind, friendly, image_input, read_upload
+
+
+@friendly
+def edit(
+    lab: Lab,
+    image: str | bytes | None,
+    crop: float = 1.0,
+    angle: float = 0.0,
+    flip_h: bool = False,
+    flip_v: bool = False,
+    scale: float = 1.0,
+    translate_x: float = 0.0,
+    translate_y: float = 0.0,
+    shear_x: float = 0.0,
+    shear_y: float = 0.0,
+):
+    """Apply classic edits to the uploaded image and project the result onto the VAE."""
+    prepared = read_upload(image).image
+    params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
+    edited, projected = lab.edit(prepared, params)
+    return prepared, edited, (edited, projected)
+
+
+def render(lab: Lab) -> None:
+    """Lay out the Edit tab and wire its events: every control previews as it is released."""
+    gr.Markdown(texts.EDIT)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            image = image_input("Upload an image", elem_id="edit-upload")
+            crop = gr.Slider(0.3, 1.0, value=1.0, step=0.05, label="Crop: central fraction kept")
+            angle = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)", elem_id="edit-angle")
+            with gr.Row():
+                flip_h = gr.Checkbox(False, label="Flip horizontally")
+                flip_v = gr.Checkbox(False, label="Flip vertically")
+            scale = gr.Slider(0.3, 3.0, value=1.0, step=0.05, label="Scale")
+            with gr.Row():
+                translate_x = gr.Slider(-14, 14, value=0, step=1, label="Translate x (px)")
+                translate_y = gr.Slider(-14, 14, value=0, step=1, label="Translate y (px)")
+            with gr.Row():
+                shear_x = gr.Slider(-45, 45, value=0, step=1, label="Shear x (degrees)")
+                shear_y = gr.Slider(-45, 45, value=0, step=1, label="Shear y (degrees)")
+            run = gr.Button("Apply and project onto the model", variant="primary", elem_id="edit-button")
+        with gr.Column(scale=2):
+            with gr.Row():
+                prepared = gr.Image(label="Your image at 28x28", format="png", elem_classes="enlarge", height=300)
+                edited = gr.Image(
+                    label="Edited (live preview)",
+                    format="png",
+                    elem_id="edit-preview",
+                    elem_classes="enlarge",
+                    height=300,
+                )
+            slider = gr.ImageSlider(
+                label="Edited / projected onto the VAE", format="png", elem_classes="enlarge", elem_id="edit-slider"
+            )
+    inputs = [image, crop, angle, flip_h, flip_v, scale, translate_x, translate_y, shear_x, shear_y]
+    outputs = [prepared, edited, slider]
+    handler = bind(edit, lab)
+    run.click(handler, inputs, outputs, api_name="edit")
+    image.upload(handler, inputs, outputs, api_visibility="private")
+    for control in (crop, angle, scale, translate_x, translate_y, shear_x, shear_y):
+        control.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+    for box in (flip_h, flip_v):
+        box.input(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")

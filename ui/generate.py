@@ -1,0 +1,199 @@
+"""Generate tab: a grid from seeds, the single images, "compare" across models, and shareable settings."""
+
+from __future__ import annotations
+
+import random
+
+import gradio as gr
+
+from genmodels.data import CLASS_NAMES
+from genmodels.images import grid, png_bytes
+from genmodels.lab import MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
+from genmodels.registry import MODELS
+from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
+
+from . import texts
+from .components import bind, friendly, to_uint8_list
+from .files import OutputStore
+
+# Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
+LINK_JS = """
+(model, seed, num, truncation, temperature, label) => {
+  const url = new URL(window.location.href);
+  url.search = new URLSearchParams({model, seed, num, truncation, temperature, label}).toString();
+  url.hash = "";
+  navigator.clipboard?.writeText(url.toString()).catch(() => {});
+  return url.toString();
+}
+"""
+
+
+@friendly
+def generate(
+    lab: Lab,
+    store: OutputStore,
+    model: str,
+    seed: int,
+    num: int = 16,
+    truncation: float = 0.0,
+    temperature: float = 1.0,
+    compare: bool = False,
+    label: str = CLASS_NAMES[0],
+):
+    """Generate `num` images from seeds seed..seed+num-1 with `model`: a grid, its PNG, and a comparison."""
+    tiles = grid(lab.generate(model, seed, num, truncation, temperature, label))
+    comparison = []
+    if compare:
+        for name in lab.generative():
+            comparison.append((grid(lab.generate(name, seed, num, truncation, temperature, label)), name))
+    return tiles, store.save(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
+
+
+@friendly
+def singles(
+    lab: Lab,
+    model: str,
+    seed: int,
+    num: int = 16,
+    truncation: float = 0.0,
+    temperature: float = 1.0,
+    compare: bool = False,
+    label: str = CLASS_NAMES[0],
+):
+    """The images of `generate` one by one, captioned with their seeds (the page's gallery).
+
+    A second event after `generate`, so the API call returns the grid without encoding each image.
+    """
+    images = lab.generate(model, seed, num, truncation, temperature, label)
+    return [(image, f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
+
+
+def setting_values(settings: dict) -> tuple:
+    """Checked settings as the Generate controls' values, in DEFAULTS' order."""
+    return tuple(settings[key] for key in DEFAULTS)
+
+
+@friendly
+def copy_settings(lab: Lab, model: str, seed: int, num: int, truncation: float, temperature: float, label: str) -> str:
+    """The current Generate settings as JSON, for "Copy settings"."""
+    values = dict(zip(DEFAULTS, (model, seed, num, truncation, temperature, label)))
+    return settings_json(values, lab.generative())
+
+
+@friendly
+def load_settings(lab: Lab, text: str) -> tuple:
+    """Settings JSON (as "Copy settings" writes it) -> the Generate tab's controls."""
+    return setting_values(parse_settings(text, lab.generative()))
+
+
+def settings_from_url(lab: Lab, request: gr.Request) -> tuple:
+    """On page load: the settings in the address (?model=cgan&seed=3...), if any, else leave the controls."""
+    params = dict(request.query_params) if request is not None else {}
+    params = {key: value for key, value in params.items() if key in DEFAULTS}
+    if not params:
+        return tuple(gr.skip() for _ in DEFAULTS)
+    try:
+        return setting_values(check_settings(params, lab.generative()))
+    except ValueError as exc:
+        gr.Warning(f"The link's settings were not applied: {exc}")
+        return tuple(gr.skip() for _ in DEFAULTS)
+
+
+def random_seed() -> int:
+    """A fresh seed for the dice button (randomness here is the point; everything after is seeded)."""
+    return random.randint(0, 2**31 - 1)
+
+
+def model_card(lab: Lab, model: str) -> str:
+    """A few lines on the chosen model: what it is and its measured quality (from its model card)."""
+    entry = MODELS.get(model)
+    if entry is None:
+        return ""
+    lines = [f"**{model}**: {entry.description}."]
+    metrics = lab.metrics.get(model, {})
+    if metrics:
+        lines.append(" · ".join(f"{name} {value:g}" for name, value in metrics.items()))
+        lines.append(
+            "<sub>On Fashion-MNIST's test set; FIDc/KIDc use our classifier's features (lower is better). "
+            "See the README's Results table for the floor and noise ceiling.</sub>"
+        )
+    return "\n\n".join(lines)
+
+
+def knob_visibility(model: str):
+    """Show the controls that apply to `model`: truncation or temperature, and the class picker."""
+    entry = MODELS.get(model)
+    knob = entry.sample_knob if entry else None
+    return (
+        gr.update(visible=knob == "truncation"),
+        gr.update(visible=knob == "temperature"),
+        gr.update(visible=bool(entry and entry.conditional)),
+    )
+
+
+def render(lab: Lab, store: OutputStore) -> dict:
+    """Lay out the Generate tab and wire its events; returns what the page wires on load."""
+    generative = lab.generative()
+    default_model = generative[0] if generative else None
+    gr.Markdown(texts.GENERATE)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(generative, value=default_model, label="Model")
+            card = gr.Markdown(model_card(lab, default_model), elem_id="model-card")
+            with gr.Row():
+                seed = gr.Number(
+                    0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3, elem_id="generate-seed"
+                )
+                dice = gr.Button("🎲 Random", scale=1, min_width=60)
+            num = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images", elem_id="generate-num")
+            truncation = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
+            temperature = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature", visible=False)
+            label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
+            compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
+            run = gr.Button("Generate", variant="primary", elem_id="generate-button")
+            with gr.Accordion("Share these settings", open=False, elem_id="share"):
+                link_button = gr.Button("🔗 Link to this result", size="sm", elem_id="link-button")
+                link = gr.Textbox(
+                    label="Link (copied): opening it restores the model, seed and settings",
+                    buttons=["copy"],
+                    elem_id="share-link",
+                )
+                settings_text = gr.Code(language="json", label="Settings as JSON", elem_id="settings-json")
+                with gr.Row():
+                    copy = gr.Button("Copy settings as JSON", size="sm", elem_id="copy-settings")
+                    load = gr.Button("Load these settings", size="sm", elem_id="load-settings")
+        with gr.Column(scale=2):
+            picture = gr.Image(
+                label="Grid",
+                format="png",
+                elem_id="generate-grid",
+                elem_classes="enlarge",
+                buttons=["download", "fullscreen"],
+                height=480,
+            )
+            comparison = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
+            gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery")
+            download = gr.File(label="Download grid (PNG, 28x28 tiles)")
+
+    inputs = [model, seed, num, truncation, temperature, compare, label]
+    outputs = [picture, download, comparison]
+    settings = [model, seed, num, truncation, temperature, label]
+
+    def on_generate(trigger, **options) -> None:
+        """Wire `trigger` to generate, then to the gallery of single images."""
+        event = trigger(bind(generate, lab, store), inputs, outputs, **options)
+        event.success(bind(singles, lab), inputs, gallery, api_visibility="private")
+
+    on_generate(run.click, api_name="generate")
+    on_generate(dice.click(random_seed, None, seed, api_visibility="private").then, api_visibility="private")
+    model.change(knob_visibility, model, [truncation, temperature, label], api_visibility="private")
+    model.change(bind(model_card, lab), model, card, api_visibility="private")
+    on_generate(label.change, api_visibility="private", trigger_mode="always_last")
+    for slider in (num, truncation, temperature):
+        on_generate(slider.release, api_visibility="private", trigger_mode="always_last")
+    on_generate(compare.change, api_visibility="private", trigger_mode="always_last")
+    link_button.click(None, settings, link, js=LINK_JS)
+    copy.click(bind(copy_settings, lab), settings, settings_text, api_name="settings")
+    loaded = load.click(bind(load_settings, lab), settings_text, settings, api_name="load_settings")
+    on_generate(loaded.success, api_visibility="private")
+    return {"settings": settings, "on_generate": on_generate}

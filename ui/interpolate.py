@@ -1,0 +1,81 @@
+"""Interpolate tab: a path between two latents (seeds, or images with the VAE), as a strip and a GIF."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from genmodels.data import CLASS_NAMES
+from genmodels.images import gif_bytes, row, upscale
+from genmodels.lab import MAX_STEPS, Lab
+from genmodels.registry import MODELS
+
+from . import texts
+from .components import bind, friendly, image_input, read_upload, to_uint8_list
+from .files import OutputStore
+
+GIF_ZOOM = 8  # GIF frames are enlarged to 224x224 (nearest-neighbour): a GIF is viewed outside the page
+
+
+def gif(store: OutputStore, frames: list, boomerang: bool = True) -> str:
+    """The frames enlarged GIF_ZOOM times as a looping GIF file in the store."""
+    return store.save(gif_bytes([upscale(frame, GIF_ZOOM) for frame in frames], boomerang=boomerang), ".gif")
+
+
+@friendly
+def interpolate(
+    lab: Lab,
+    store: OutputStore,
+    model: str,
+    seed_a: int,
+    seed_b: int,
+    steps: int = 8,
+    method: str = "slerp",
+    image_a: str | bytes | None = None,
+    image_b: str | bytes | None = None,
+    label: str = CLASS_NAMES[0],
+):
+    """Decode `steps` latents between two endpoints (seeds, or images with the VAE)."""
+    a = read_upload(image_a).image if image_a is not None else None
+    b = read_upload(image_b).image if image_b is not None else None
+    frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))
+    animation = gif(store, frames)
+    return row(frames), animation, animation
+
+
+def label_visibility(model: str):
+    """Show the class picker for conditional models only."""
+    entry = MODELS.get(model)
+    return gr.update(visible=bool(entry and entry.conditional))
+
+
+def render(lab: Lab, store: OutputStore) -> None:
+    """Lay out the Interpolate tab and wire its events."""
+    generative = lab.generative()
+    gr.Markdown(texts.INTERPOLATE)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(generative, value=generative[0] if generative else None, label="Model")
+            with gr.Row():
+                seed_a = gr.Number(0, label="Seed A", precision=0, minimum=0)
+                seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0)
+            steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps", elem_id="interpolate-steps")
+            method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
+            label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
+            with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
+                with gr.Row():
+                    image_a = image_input("Image A")
+                    image_b = image_input("Image B")
+            run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
+        with gr.Column(scale=2):
+            strip = gr.Image(
+                label="Path from A to B", format="png", elem_id="interpolate-strip", elem_classes="enlarge"
+            )
+            animation = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=300)
+            download = gr.File(label="Download GIF")
+    inputs = [model, seed_a, seed_b, steps, method, image_a, image_b, label]
+    outputs = [strip, animation, download]
+    handler = bind(interpolate, lab, store)
+    run.click(handler, inputs, outputs, api_name="interpolate")
+    steps.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+    method.change(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+    model.change(label_visibility, model, label, api_visibility="private")

@@ -1,0 +1,53 @@
+"""The whole page: the status line, one tab per module, the shared queue."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from genmodels.lab import Lab
+
+from . import edit, generate, interpolate, latent_map, roundtrip, studio, texts
+from .components import bind
+from .files import OutputStore
+from .guard import GuardedBlocks
+from .serving import atomic_cache_writes, queue
+
+
+def status_line(lab: Lab) -> str:
+    """Where the models run and which did not load (without server paths), for the top of the page."""
+    status = f"Running on **{lab.device}** with models: {', '.join(lab.models) or 'none'}."
+    if lab.broken:
+        status += " ⚠️ Not loaded: " + "; ".join(f"**{name}** ({why})" for name, why in lab.broken.items())
+    return status + "".join(f"\n- {notice}" for notice in lab.notices)
+
+
+def ping() -> str:
+    """No-op endpoint: the round trip of the server itself, for the speed benchmark."""
+    return "pong"
+
+
+def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
+    """Lay out the page for the models in `lab`, wire every event and set up the queue."""
+    store = store or OutputStore()
+    atomic_cache_writes()
+    with GuardedBlocks(title=texts.TITLE, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(texts.INTRO)
+        gr.Markdown(status_line(lab), elem_id="status")
+        with gr.Tab("Generate", id="generate"):
+            generated = generate.render(lab, store)
+        with gr.Tab("Round trip", id="roundtrip"):
+            roundtrip.render(lab)
+        with gr.Tab("Interpolate", id="interpolate"):
+            interpolate.render(lab, store)
+        with gr.Tab("Edit", id="edit"):
+            edit.render(lab)
+        with gr.Tab("Studio", id="studio"):
+            studio.render(lab, store)
+        with gr.Tab("Map", id="map"):
+            latent_map.render(lab, demo)
+        gr.api(ping, api_name="ping")
+        # The page opens on the settings in its address (a shared link), then generates.
+        loaded = demo.load(bind(generate.settings_from_url, lab), None, generated["settings"], api_visibility="private")
+        generated["on_generate"](loaded.then, api_visibility="private")
+    queue(demo)
+    return demo

@@ -1,0 +1,96 @@
+"""Round trip tab: an upload or a drawing through the VAE and back, with what it costs."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from genmodels.data import EXAMPLES_DIR
+from genmodels.images import fit_for_display, heatmap
+from genmodels.lab import Lab
+from genmodels.preprocess import PREPARATIONS
+
+from . import texts
+from .components import Sketchpad, bind, friendly, image_input, read_upload
+
+
+@friendly
+def roundtrip(
+    lab: Lab, image: str | bytes | None, sketch: dict | None = None, seed: int = 0, preparation: str = "auto"
+):
+    """Reconstruct an uploaded image (or, without one, a drawing) with the VAE.
+
+    `preparation` says how the picture is brought to 28x28 (genmodels.preprocess.PREPARATIONS).
+    """
+    prepared = read_upload(image if image is not None else sketch, "an image (or draw one)", preparation)
+    result = lab.roundtrip(prepared.image, seed)
+    steps = [(fit_for_display(step), name) for name, step in prepared.steps]
+    slider = (result.input, result.reconstruction)
+    summary = (
+        f'**Reconstruction error** against the prepared 28x28 image ("before"): MSE {result.mse:.4f} '
+        f"(pixels in [0, 1]) · PSNR {result.psnr:.1f} dB · latent dimensions: {len(result.mu)}\n\n"
+        f"**Preparation:** {prepared.summary}"
+    )
+    plot = posterior_frame(result.mu, result.std)
+    samples = [(sample, f"z ~ q(z|x) #{i + 1}") for i, sample in enumerate(result.samples)]
+    return steps, slider, heatmap(result.error), summary, plot, samples
+
+
+def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:
+    """Long-form table of the posterior mean and standard deviation per latent dimension, for a LinePlot."""
+    dims = np.arange(len(mu))
+    return pd.DataFrame(
+        {
+            "dimension": np.concatenate([dims, dims]),
+            "value": np.concatenate([mu, std]).astype(float),
+            "statistic": ["mean"] * len(mu) + ["standard deviation"] * len(std),
+        }
+    )
+
+
+def render(lab: Lab) -> None:
+    """Lay out the Round trip tab and wire its events."""
+    gr.Markdown(texts.ROUNDTRIP)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            image = image_input("Upload an image", elem_id="roundtrip-upload")
+            sketch = Sketchpad(label="…or draw one (used when no image is uploaded)", canvas_size=(420, 420))
+            seed = gr.Number(0, label="Seed of the posterior samples", precision=0, minimum=0)
+            preparation = gr.Radio(
+                [(f"{name}: {text}", name) for name, text in PREPARATIONS.items()],
+                value="auto",
+                label="Bringing your picture to 28x28",
+                elem_id="roundtrip-preparation",
+            )
+            run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
+        with gr.Column(scale=2):
+            steps = gr.Gallery(label="Preprocessing to 28x28", columns=5, format="png", height=240)
+            with gr.Row():
+                slider = gr.ImageSlider(
+                    label="Before / after", format="png", elem_id="roundtrip-slider", elem_classes="enlarge"
+                )
+                heat = gr.Image(
+                    label="Per-pixel error (black 0 → white 1)", format="png", elem_classes="enlarge", height=300
+                )
+            summary = gr.Markdown()
+            plot = gr.LinePlot(
+                x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
+            )
+            samples = gr.Gallery(label="Samples from the posterior", columns=8, format="png", height=160)
+    outputs = [steps, slider, heat, summary, plot, samples]
+    handler = bind(roundtrip, lab)
+    inputs = [image, sketch, seed, preparation]
+    run.click(handler, inputs, outputs, api_name="roundtrip")
+    image.upload(handler, inputs, outputs, api_visibility="private")
+    examples = sorted(EXAMPLES_DIR.glob("*.png"))
+    if examples:
+        gr.Examples(
+            [[str(path)] for path in examples],
+            inputs=[image],
+            outputs=outputs,
+            fn=handler,
+            run_on_click=True,
+            label="Fashion-MNIST test images (one per class)",
+            api_visibility="private",
+        )

@@ -1,0 +1,133 @@
+"""How the app serves: one first-come line for every action, worker threads, file access and memory.
+
+The reasoning and the measurements behind each number are in docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+from gradio import processing_utils
+from PIL import Image
+
+from genmodels.preprocess import MAX_FILE_BYTES
+
+from .texts import CSS
+
+ROOT = Path(__file__).resolve().parent.parent
+QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
+MAX_THREADS = 4  # requests computed at once, over all events together (one shared first-come line)
+STATUS_UPDATE_S = 1.0  # seconds between the queue-position messages to waiting clients
+MMAP_THRESHOLD = 64 * 1024  # bytes; see release_freed_memory()
+# Files the server may hand out: only what Gradio itself created (uploads, outputs moved to its cache);
+# never the checkpoints, training runs, the repository's history or the Hub's local cache and token.
+ALLOWED_PATHS: list[str] = []
+BLOCKED_PATHS = [
+    str(ROOT / "checkpoints"),
+    str(ROOT / "runs"),
+    str(ROOT / ".git"),
+    str(Path.home() / ".cache" / "huggingface"),
+]
+LAUNCH_OPTIONS = {  # for demo.launch(), in app.main() and the tests
+    "css": CSS,
+    "max_file_size": MAX_FILE_BYTES,
+    "show_error": True,
+    # Worker threads for all events together: a few per core. Each thread that runs the models keeps
+    # its own oneDNN kernel caches, so Gradio's default of 40 costs memory and buys nothing on 2 cores.
+    "max_threads": MAX_THREADS,
+    "allowed_paths": ALLOWED_PATHS,
+    "blocked_paths": BLOCKED_PATHS,
+}
+
+# Gradio summarises its per-event analytics with pandas after every event, over up to 10,000
+# records: under load that work grows with each request. Summarise every 500 events over the last
+# 1,000 instead (Gradio's own settings, read when the queue is made; the environment overrides them).
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+
+def default_threads() -> int:
+    """CPU threads per request: the cores shared among the requests computed at once (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // MAX_THREADS)
+
+
+def queue(demo: gr.Blocks) -> None:
+    """One first-come line: MAX_THREADS requests at once over every computing event, at most QUEUE_SIZE waiting.
+
+    By default each event has its own concurrency group and Gradio picks the next group to serve at
+    random, so an action asked for twice as often as another waits twice as long (median 3.7 s against
+    0.5 s for the rest at 32 clients). The no-op `ping` keeps its own group, so a health check answers
+    even when the line is long. Queue positions go out once a second, not to every waiting client each
+    time a job starts (54 vs 42 ms of CPU per request).
+    """
+    demo.queue(default_concurrency_limit=MAX_THREADS, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_S)
+    for block_fn in demo.fns.values():
+        if block_fn.api_name != "ping":
+            block_fn.concurrency_id = "compute"
+            block_fn.concurrency_limit = MAX_THREADS
+
+
+def release_freed_memory() -> None:
+    """Serve allocations of MMAP_THRESHOLD bytes and more (tensors, images) straight from the OS.
+
+    glibc raises its mmap threshold each time such a block is freed (up to 32 MB); from then on
+    tensors come from its heap arenas, which concurrent requests fragment so that freed memory is
+    never handed back (+342 MB under load with the dynamic threshold, +77 MB with this call). Does
+    nothing off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return
+
+
+def write_once(path: Path, data: bytes) -> None:
+    """Write `data` to `path` under a temporary name and rename it into place; leave an existing
+    file of the same size alone (Gradio's cache folders are named by a hash of the bytes)."""
+    if path.exists() and path.stat().st_size == len(data):
+        return
+    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
+    os.replace(staging, path)
+
+
+def save_pil_to_cache(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio.processing_utils.save_pil_to_cache, writing atomically (see `atomic_cache_writes`)."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    path = (folder / f"{name}.{format}").resolve()
+    write_once(path, data)
+    return str(path)
+
+
+def save_bytes_to_cache(data: bytes, file_name: str, cache_dir: str) -> str:
+    """gradio.processing_utils.save_bytes_to_cache, writing atomically (see `atomic_cache_writes`)."""
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    if not Path(file_name).suffix:
+        file_name += processing_utils.detect_audio_format(data)
+    path = (folder / Path(file_name).name).resolve()
+    write_once(path, data)
+    return str(path)
+
+
+def atomic_cache_writes() -> None:
+    """Make Gradio write the pictures it caches for clients atomically, once.
+
+    Gradio 6.31 writes every image output (and bytes outputs) to cache/<hash of the bytes>/image.png
+    with `write_bytes`, truncating and refilling the file in place, even when it is already there. Two
+    requests with the same output (the same seed, the same example image) rewrote the file while
+    another client was downloading it: "Too little data for declared Content-Length", failed requests
+    and 0-byte PNGs. Its own `save_file_to_cache` already writes under a temporary name and renames;
+    these two now do too, and skip a file that is already in place. Components call them through the
+    module, so replacing the module's functions reaches every component.
+    """
+    processing_utils.save_pil_to_cache = save_pil_to_cache
+    processing_utils.save_bytes_to_cache = save_bytes_to_cache

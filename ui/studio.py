@@ -1,0 +1,317 @@
+"""Studio tab: bring a latent in (a seed or your image), move it, A - B + C, keyframes, masked regeneration.
+
+Every result joins the undo history (a list of before/after pairs kept per browser session).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import torch
+
+from genmodels.data import CLASS_NAMES
+from genmodels.images import row, upscale
+from genmodels.lab import MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int
+from genmodels.preprocess import editor_image, painted_mask, prepare_mask
+from genmodels.registry import MODELS
+
+from . import texts
+from .components import ImageEditor, Upload, bind, friendly, gray, image_input, read_upload, to_uint8_list
+from .files import OutputStore
+from .interpolate import gif, label_visibility
+
+PRINCIPAL_SLIDERS = 4
+EDITOR_ZOOM = 10  # the mask editor shows the 28x28 image at 280x280
+
+
+def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
+    """What the studio remembers about the latent brought in (per browser session)."""
+    return {"model": model, "z": z.detach().cpu(), "label": label, "source": source}
+
+
+@friendly
+def studio_invert(
+    lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None, progress=gr.Progress()
+):
+    """Invert an uploaded image into `model`'s latent space: reconstruction, PSNR to it and time taken."""
+    prepared = read_upload(image).image
+    result = lab.invert(model, prepared, label=label, progress=lambda f: progress(f, desc="Inverting"))
+    reconstruction = to_uint8_list(result.image[None])[0]
+    info = f"**Inverted into {model}:** PSNR {result.psnr:.1f} dB to your image as prepared (28x28), in {result.seconds:.2f} s."
+    state = studio_state(model, result.z, label, "your image")
+    return (prepared, reconstruction), info, state, [*(history or []), (prepared, reconstruction)]
+
+
+@friendly
+def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0], history=None):
+    """Bring seed `seed`'s latent into the studio."""
+    z = lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label)
+    image = to_uint8_list(lab.decode(model, z[None], label))[0]
+    state = studio_state(model, z, label, f"seed {int(seed)}")
+    return (image, image), f"**Seed {int(seed)}** in {model}.", state, [*(history or []), (image, image)]
+
+
+@friendly
+def studio_move(
+    lab: Lab,
+    model: str,
+    seed: int = 0,
+    target: str = CLASS_NAMES[0],
+    amount: float = 0.0,
+    keep: list[str] | None = None,
+    pc1: float = 0.0,
+    pc2: float = 0.0,
+    pc3: float = 0.0,
+    pc4: float = 0.0,
+    label: str = CLASS_NAMES[0],
+    base: dict | None = None,
+    history=None,
+):
+    """Move the studio's latent (or, without one, seed `seed`'s) along a class and principal directions."""
+    if base is None or base["model"] != model:
+        base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label), label, "seed")
+    z = base["z"]
+    moved = lab.move(model, z[None], target, amount, keep or [], [pc1, pc2, pc3, pc4])
+    before, after = to_uint8_list(lab.decode(model, torch.cat([z[None].to(lab.device), moved]), base["label"]))
+    shares = ", ".join(f"{share:.0%}" for share in lab.directions(model).explained[:PRINCIPAL_SLIDERS].tolist())
+    info = (
+        f"From {base['source']}: {amount:+g} towards **{target}**"
+        + (f" keeping {', '.join(keep)} fixed" if keep else "")
+        + f"; principal directions {pc1:+g}, {pc2:+g}, {pc3:+g}, {pc4:+g} (their variance shares: {shares})."
+    )
+    return (before, after), info, [*(history or []), (before, after)]
+
+
+def record_pair(pair, history):
+    """Put a before/after result of another studio tool into the undo history and the main slider."""
+    if not pair or pair[0] is None or pair[1] is None:
+        return gr.skip(), history
+    entry = (gray(pair[0]), gray(pair[1]))
+    return entry, [*(history or []), entry]
+
+
+def record_arithmetic(strip, result, history):
+    """A - B + C into the history: A (the strip's first tile) before, the result after."""
+    if strip is None or result is None:
+        return gr.skip(), history
+    return record_pair((gray(strip)[:, :28], result), history)
+
+
+def studio_undo(history):
+    """Step back to the previous studio result (the first one stays)."""
+    history = list(history or [])
+    if len(history) > 1:
+        history.pop()
+    if not history:
+        return gr.skip(), "Nothing to undo.", history
+    return history[-1], f"Back to result {len(history)}.", history
+
+
+@friendly
+def arithmetic(
+    lab: Lab,
+    model: str,
+    a: str = "seed 0",
+    b: str = "seed 1",
+    c: str = "seed 2",
+    image_a=None,
+    image_b=None,
+    image_c=None,
+    label: str = CLASS_NAMES[0],
+):
+    """Decode A - B + C; each operand a seed ("seed 3"), a class centroid ("Sneaker") or an image."""
+    operands = [
+        read_upload(image).image if image is not None else text
+        for text, image in ((a, image_a), (b, image_b), (c, image_c))
+    ]
+    images = to_uint8_list(lab.arithmetic(model, *operands, label=label))
+    return row(images[:3]), images[3]
+
+
+@friendly
+def keyframes(
+    lab: Lab,
+    store: OutputStore,
+    model: str,
+    keys: str = "seed 0, Sneaker, seed 5",
+    steps: int = 8,
+    method: str = "slerp",
+    label: str = CLASS_NAMES[0],
+    images: list | None = None,
+):
+    """A path through keyframes, as a strip and a GIF. `keys` lists them, comma-separated: seeds
+    ("seed 3"), class centroids ("Sneaker") and uploaded `images` by position ("image 1")."""
+    frames = to_uint8_list(lab.keyframes(model, keys, steps, method, label, images=images))
+    animation = gif(store, frames, boomerang=False)
+    return row(frames), animation, animation
+
+
+@friendly
+def inpaint(lab: Lab, image, mask, model: str = "dcgan", label: str = CLASS_NAMES[0], progress=gr.Progress()):
+    """Regenerate the masked part of an image (mask white = regenerate) consistently with the rest.
+
+    The image is brought to 28x28 as everywhere; the mask is resized to 28x28 and refers to that.
+    """
+    prepared = read_upload(image).image
+    return regenerate(lab, prepared, prepare_mask(mask), model, label, progress)
+
+
+@friendly
+def inpaint_editor(
+    lab: Lab, editor: dict | None, model: str = "dcgan", label: str = CLASS_NAMES[0], progress=gr.Progress()
+):
+    """The page's version of `inpaint`: the editor's background is the image, its painted layer the mask."""
+    if not editor or editor.get("background") is None:
+        raise ValueError("Load an image into the editor first (a seed or an upload), then paint over a part.")
+    mask = prepare_mask(painted_mask(editor.get("layers") or []))
+    return regenerate(lab, editor_image(editor["background"]), mask, model, label, progress)
+
+
+def regenerate(lab: Lab, prepared: np.ndarray, masked: np.ndarray, model: str, label: str, progress):
+    """The masked pixels of `prepared` redrawn by the model (Lab.inpaint), as a before/after pair."""
+    blended, generated, result = lab.inpaint(
+        model, prepared, masked, label, progress=lambda f: progress(f, desc="Regenerating")
+    )
+    info = f"**Regenerated with {model}:** PSNR {result.psnr:.1f} dB on the kept pixels, in {result.seconds:.2f} s."
+    return (prepared, blended), generated, info
+
+
+@friendly
+def editor_from_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0]):
+    """Put seed `seed`'s image, enlarged, into the mask editor as its background."""
+    image = to_uint8_list(lab.generate(model, seed, 1, label=label))[0]
+    return {"background": upscale(image, EDITOR_ZOOM), "layers": [], "composite": None}
+
+
+def render(lab: Lab, store: OutputStore) -> None:
+    """Lay out the Studio tab and wire its events."""
+    generative = lab.generative()
+    movable = [name for name in generative if not MODELS[name].conditional]
+    gr.Markdown(texts.STUDIO)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown(generative, value=generative[0] if generative else None, label="Model")
+            label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class (cGAN)", visible=False)
+            with gr.Row():
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3)
+                use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
+            image = image_input("…or your image", elem_id="studio-upload")
+            invert = gr.Button("Invert my image", variant="primary", elem_id="studio-invert")
+            gr.Markdown("**Directions** (" + (", ".join(movable) or "no model") + ": class and principal)")
+            target = gr.Dropdown(list(CLASS_NAMES), value="Sneaker", label="Towards class")
+            amount = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=0.25, label="Amount", elem_id="studio-amount")
+            keep = gr.CheckboxGroup(list(CLASS_NAMES), label="Keep these classes fixed (orthogonalise)")
+            principal = [
+                gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=0.25, label=f"Principal direction {i + 1}")
+                for i in range(PRINCIPAL_SLIDERS)
+            ]
+            with gr.Row():
+                apply = gr.Button("Apply", variant="primary", elem_id="studio-apply")
+                undo = gr.Button("↶ Undo", elem_id="studio-undo")
+        with gr.Column(scale=2):
+            slider = gr.ImageSlider(
+                label="Before / after", format="png", elem_id="studio-slider", elem_classes="enlarge"
+            )
+            info = gr.Markdown(elem_id="studio-info")
+            arithmetic_box = render_arithmetic()
+            keyframe_box = render_keyframes()
+            mask_box = render_mask_editor()
+    base = gr.State(None)
+    history = gr.State([])
+
+    model.change(label_visibility, model, label, api_visibility="private")
+    invert.click(
+        bind(studio_invert, lab), [image, model, label, history], [slider, info, base, history], api_name="invert"
+    )
+    use_seed.click(
+        bind(studio_seed, lab), [model, seed, label, history], [slider, info, base, history], api_name="studio_seed"
+    )
+    apply.click(
+        bind(studio_move, lab),
+        [model, seed, target, amount, keep, *principal, label, base, history],
+        [slider, info, history],
+        api_name="move",
+    )
+    undo.click(studio_undo, history, [slider, info, history], api_visibility="private")
+
+    texts_in, images_in, run, operands, result = arithmetic_box
+    run.click(
+        bind(arithmetic, lab), [model, *texts_in, *images_in, label], [operands, result], api_name="arithmetic"
+    ).success(record_arithmetic, [operands, result, history], [slider, history], api_visibility="private")
+
+    keys, key_images, key_steps, key_method, key_run, key_outputs = keyframe_box
+    key_run.click(
+        bind(keyframes, lab, store),
+        [model, keys, key_steps, key_method, label, key_images],
+        key_outputs,
+        api_name="keyframes",
+    )
+
+    editor, from_seed, mask_run, mask_outputs, image_api, mask_api, api_button = mask_box
+    from_seed.click(bind(editor_from_seed, lab), [model, seed, label], editor, api_visibility="private")
+    mask_run.click(bind(inpaint_editor, lab), [editor, model, label], mask_outputs, api_visibility="private").success(
+        record_pair, [mask_outputs[0], history], [slider, history], api_visibility="private"
+    )
+    api_button.click(bind(inpaint, lab), [image_api, mask_api, model, label], mask_outputs, api_name="inpaint")
+
+
+def render_arithmetic() -> tuple:
+    """The A - B + C accordion: (texts, images, button, operands strip, result)."""
+    with gr.Accordion("Latent arithmetic: A − B + C", open=False):
+        gr.Markdown("Each operand: a seed (`seed 3`), a class centroid (`Sneaker`), or an image.")
+        with gr.Row():
+            texts_in = [
+                gr.Textbox("Sneaker", label="A"),
+                gr.Textbox("Sandal", label="B"),
+                gr.Textbox("seed 3", label="C"),
+            ]
+        with gr.Row():
+            images_in = [image_input(f"Image {n} (optional)") for n in "ABC"]
+        run = gr.Button("Compute A − B + C", elem_id="arithmetic-button")
+        with gr.Row():
+            operands = gr.Image(label="A, B, C", format="png", elem_classes="enlarge")
+            result = gr.Image(label="A − B + C", format="png", elem_classes="enlarge", elem_id="arithmetic-result")
+    return texts_in, images_in, run, operands, result
+
+
+def render_keyframes() -> tuple:
+    """The keyframes accordion: (keys, images, steps, method, button, [strip, animation, download])."""
+    with gr.Accordion("Keyframes: a path through several latents, as a GIF", open=False):
+        keys = gr.Textbox(
+            "seed 0, Sneaker, Bag, seed 5",
+            label="Keyframes, comma-separated: seed 3, a class name, or image 1, image 2 … below",
+        )
+        images = gr.File(label="Keyframe images (optional)", file_count="multiple", file_types=["image"])
+        with gr.Row():
+            steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Frames per segment")
+            method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
+        run = gr.Button("Make the path", elem_id="keyframes-button")
+        strip = gr.Image(label="Path", format="png", elem_classes="enlarge", elem_id="keyframes-strip")
+        with gr.Row():
+            animation = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=240)
+            download = gr.File(label="Download GIF")
+    return keys, images, steps, method, run, [strip, animation, download]
+
+
+def render_mask_editor() -> tuple:
+    """The masked-regeneration accordion and the hidden file inputs of its API twin."""
+    with gr.Accordion("Masked regeneration: paint over a part, the model redraws it", open=False):
+        editor = ImageEditor(
+            label="Paint over what to regenerate",
+            image_mode="RGBA",
+            brush=gr.Brush(colors=["#ff0066"], default_size=24),
+            canvas_size=(28 * EDITOR_ZOOM, 28 * EDITOR_ZOOM),
+            elem_id="mask-editor",
+        )
+        with gr.Row():
+            from_seed = gr.Button("Load the seed's image", elem_id="mask-seed")
+            run = gr.Button("Regenerate", variant="primary", elem_id="mask-button")
+        with gr.Row():
+            before_after = gr.ImageSlider(
+                label="Before / after", format="png", elem_classes="enlarge", elem_id="mask-slider"
+            )
+            generated = gr.Image(label="Model's full image", format="png", elem_classes="enlarge", height=260)
+        info = gr.Markdown()
+    # api_name="inpaint" takes an image and a mask file for gradio_client; the page uses the editor.
+    image_api, mask_api, api_button = Upload(visible=False), Upload(visible=False), gr.Button(visible=False)
+    return editor, from_seed, run, [before_after, generated, info], image_api, mask_api, api_button

@@ -1,0 +1,73 @@
+"""Every text the page shows: the introduction, each tab's explanation, and the page's CSS."""
+
+from genmodels.preprocess import MAX_FILE_BYTES, MAX_PIXELS
+
+TITLE = "Latent Lab · Fashion-MNIST"
+
+# Model outputs are sent at their true 28x28 resolution (small to encode and honest through the API);
+# the browser enlarges them without smoothing.
+CSS = """
+img { image-rendering: pixelated; }
+.enlarge img { width: 100% !important; height: 100% !important; object-fit: contain; }
+"""
+
+INTRO = f"""
+# Latent Lab · Fashion-MNIST
+Generate clothes from random seeds, push your own pictures through a VAE and back, walk between
+latents and edit images, with small models trained on Fashion-MNIST's 60,000 28x28 images.
+Same seed and settings give the same pixels. Uploads: PNG, JPEG, WebP, BMP, TIFF or GIF,
+at most {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS:,} pixels.
+"""
+
+GENERATE = """
+**What you see.** Each image is a decoder's output for a random latent vector *z*; image *i* uses seed
+*seed + i*. The **DCGAN** was trained as a two-player game, min<sub>G</sub> max<sub>D</sub> E[log D(x)] +
+E[log(1 − D(G(z)))]: the discriminator D learns to tell real from generated images while the generator G
+learns to fool it; *z* is standard normal. The **cGAN** plays the same game with a class label given to
+both players, so you pick the class. The **VAE** decodes *z* drawn from a mixture of Gaussians fitted to
+where its encoder places real images, which avoids the empty regions of its N(0, I) prior.
+**Truncation** (GANs) redraws latent components larger than the threshold and **temperature** (VAE)
+narrows the draw: both trade variety for cleaner, more typical images.
+"""
+
+ROUNDTRIP = """
+**What you see.** The VAE's encoder maps your image to a Gaussian *q(z|x)* over a small latent space
+(its mean and standard deviation per dimension are plotted below) and the decoder maps the mean back to
+pixels. Training maximised the ELBO, log p(x) ≥ E<sub>q(z|x)</sub>[log p(x|z)] − KL(q(z|x) ‖ p(z)):
+reconstruct well, but keep *q* close to the prior. What the model cannot represent shows up in the error
+map; samples from *q(z|x)* show how sure the encoder is.
+"""
+
+INTERPOLATE = """
+**What you see.** A path between two latents, decoded step by step. Latents drawn from a
+high-dimensional Gaussian lie near a sphere of radius √d, so the straight line (**lerp**) passes
+through the low-probability inside where images wash out; **slerp** follows the sphere instead
+(Shoemake's spherical interpolation, as in the DCGAN and VAE literature). With the VAE an endpoint can
+also be your own image, encoded to its posterior mean.
+"""
+
+EDIT = """
+**What you see.** Classic pixel edits (crop, rotate, flip, affine: scale, translate, shear) applied to
+your image after it is brought to 28x28, with a live preview. **Projecting onto the model** encodes the
+edited image with the VAE and decodes it: the result is the nearest image the model knows how to make,
+so edits it has never seen (an upside-down shoe) are pulled back towards the data.
+"""
+
+STUDIO = """
+**What you see.** Bring a latent into the studio (a seed, or **your own image**, inverted: the VAE
+encodes it; a GAN has no encoder, so *z* is found by gradient descent on the pixel error from 16
+seeded starts), then move it. **Class directions** point from the average latent to where the
+classifier (GANs, on generated samples) or the labels (VAE, on training images) put a class; list
+classes to **keep fixed** and the direction is made orthogonal to theirs (InterFaceGAN's conditional
+manipulation). **Principal directions** are the main axes of variation (GANSpace: PCA of the GAN's
+first layer, carried back to *z*; for the VAE, PCA of its posterior means). Sliders are absolute
+offsets from the latent you brought in. Every result (also of A − B + C and masked regeneration)
+is kept: **Undo** steps back, and the slider shows before and after.
+"""
+
+MAP = """
+**What you see.** The VAE's encoder places each of the 10,000 test images at its posterior mean; PCA
+flattens those latents to two dimensions, coloured by class. **Click anywhere**: that point is mapped
+back into latent space (the two map coordinates along the two principal axes, every other direction at
+its average) and decoded, next to the real test images mapped nearest to it.
+"""
