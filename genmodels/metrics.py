@@ -15,8 +15,6 @@ import warnings
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 MAX_PSNR = 100.0  # dB reported for identical images, where the formula is infinite
 
@@ -53,6 +51,8 @@ def classifier_outputs(
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (N, D) (Heusel et al. 2017)."""
     _check_features(real, fake)
+    from torchmetrics.image.fid import FrechetInceptionDistance  # evaluation only: the app never loads it
+
     metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), reset_real_features=True)
     metric.set_dtype(torch.float64)
     metric.update(real.double(), real=True)
@@ -66,6 +66,8 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: 
     size = min(subset_size, len(real), len(fake))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "will save all extracted features": intended here
+        from torchmetrics.image.kid import KernelInceptionDistance  # evaluation only
+
         metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
