@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=port, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument(
+        "--no-mcp", action="store_true", help="do not serve the actions as MCP tools (/gradio_api/mcp/)"
+    )
+    parser.add_argument(
         "--device",
         default=os.environ.get("GENMODELS_DEVICE", "auto"),
         choices=DEVICE_CHOICES,
@@ -98,9 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     lab, demo = build(args.device, " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo]))
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
     threading.Thread(target=lab.warm_up, name="warm-up", daemon=True).start()
-    demo.launch(
-        server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **LAUNCH_OPTIONS
-    )
+    options = {**LAUNCH_OPTIONS, "mcp_server": not args.no_mcp}
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **options)
     if args.share and demo.share_url:
         logger.info("Public link (anyone with it can use this app while it runs): %s", demo.share_url)
     elif args.share:

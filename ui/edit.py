@@ -25,7 +25,23 @@ def edit(
     shear_x: float = 0.0,
     shear_y: float = 0.0,
 ):
-    """Apply classic edits to the uploaded image and project the result onto the VAE."""
+    """Edit a picture with classic operations, then project it onto what the VAE can make.
+
+    Returns the picture at 28x28, the edited picture, and the edited picture next to its projection
+    (encoded and decoded by the VAE: the nearest image the model knows).
+
+    Args:
+        image: the picture to edit.
+        crop: central fraction kept, 0.3 to 1.
+        angle: rotation in degrees, -180 to 180.
+        flip_h: mirror left to right.
+        flip_v: mirror top to bottom.
+        scale: zoom, 0.3 to 3.
+        translate_x: shift right in pixels, -14 to 14.
+        translate_y: shift down in pixels, -14 to 14.
+        shear_x: horizontal shear in degrees, -45 to 45.
+        shear_y: vertical shear in degrees, -45 to 45.
+    """
     prepared = read_upload(image).image
     params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
     edited, projected = lab.edit(prepared, params)

@@ -40,7 +40,20 @@ def generate(
     compare: bool = False,
     label: str = CLASS_NAMES[0],
 ):
-    """Generate `num` images from seeds seed..seed+num-1 with `model`: a grid, its PNG, and a comparison."""
+    """Generate images of clothes from random seeds with one of the lab's models, as a grid.
+
+    Image i comes from seed seed + i, so the same settings always give the same pixels. Returns the grid
+    (28x28 tiles), the same grid as a PNG file, and with `compare` the same seeds through every model.
+
+    Args:
+        model: which generative model draws the images (dcgan, vae or cgan).
+        seed: random seed of the first image, a whole number from 0.
+        num: how many images, 1 to 64.
+        truncation: GANs only: redraw latent values larger than this (0 = off, up to 4); lower is cleaner.
+        temperature: VAE only: scale of the latent draw (0 to 3); lower is more typical.
+        compare: also return the same seeds through every model.
+        label: the class the cGAN draws (T-shirt/top, Trouser, ..., Ankle boot); other models ignore it.
+    """
     tiles = grid(lab.generate(model, seed, num, truncation, temperature, label))
     comparison = []
     if compare:
@@ -74,15 +87,28 @@ def setting_values(settings: dict) -> tuple:
 
 
 @friendly
-def copy_settings(lab: Lab, model: str, seed: int, num: int, truncation: float, temperature: float, label: str) -> str:
-    """The current Generate settings as JSON, for "Copy settings"."""
+def settings(lab: Lab, model: str, seed: int, num: int, truncation: float, temperature: float, label: str) -> str:
+    """The Generate settings as one line of JSON, checked, to save or share and load back later.
+
+    Args:
+        model: the generative model (dcgan, vae or cgan).
+        seed: random seed of the first image.
+        num: how many images, 1 to 64.
+        truncation: GANs' truncation (0 = off).
+        temperature: the VAE's temperature.
+        label: the cGAN's class.
+    """
     values = dict(zip(DEFAULTS, (model, seed, num, truncation, temperature, label)))
     return settings_json(values, lab.generative())
 
 
 @friendly
 def load_settings(lab: Lab, text: str) -> tuple:
-    """Settings JSON (as "Copy settings" writes it) -> the Generate tab's controls."""
+    """Check settings JSON (as the settings action writes it) and return them as the Generate controls' values.
+
+    Args:
+        text: a JSON object with any of model, seed, num, truncation, temperature and label.
+    """
     return setting_values(parse_settings(text, lab.generative()))
 
 
@@ -177,7 +203,7 @@ def render(lab: Lab, store: OutputStore) -> dict:
 
     inputs = [model, seed, num, truncation, temperature, compare, label]
     outputs = [picture, download, comparison]
-    settings = [model, seed, num, truncation, temperature, label]
+    controls = [model, seed, num, truncation, temperature, label]
 
     def on_generate(trigger, **options) -> None:
         """Wire `trigger` to generate, then to the gallery of single images."""
@@ -192,8 +218,8 @@ def render(lab: Lab, store: OutputStore) -> dict:
     for slider in (num, truncation, temperature):
         on_generate(slider.release, api_visibility="private", trigger_mode="always_last")
     on_generate(compare.change, api_visibility="private", trigger_mode="always_last")
-    link_button.click(None, settings, link, js=LINK_JS)
-    copy.click(bind(copy_settings, lab), settings, settings_text, api_name="settings")
-    loaded = load.click(bind(load_settings, lab), settings_text, settings, api_name="load_settings")
+    link_button.click(None, controls, link, js=LINK_JS)
+    copy.click(bind(settings, lab), controls, settings_text, api_name="settings")
+    loaded = load.click(bind(load_settings, lab), settings_text, controls, api_name="load_settings")
     on_generate(loaded.success, api_visibility="private")
-    return {"settings": settings, "on_generate": on_generate}
+    return {"settings": controls, "on_generate": on_generate}

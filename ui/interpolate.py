@@ -34,7 +34,18 @@ def interpolate(
     image_b: str | bytes | None = None,
     label: str = CLASS_NAMES[0],
 ):
-    """Decode `steps` latents between two endpoints (seeds, or images with the VAE)."""
+    """Walk between two latents and decode each step: a strip of images and a looping GIF.
+
+    Args:
+        model: the generative model (dcgan, vae or cgan).
+        seed_a: random seed of the first endpoint.
+        seed_b: random seed of the last endpoint.
+        steps: images along the path, 2 to 32.
+        method: slerp (along the sphere where Gaussian latents live) or lerp (a straight line).
+        image_a: VAE only: a picture whose latent replaces seed A.
+        image_b: VAE only: a picture whose latent replaces seed B.
+        label: the cGAN's class.
+    """
     a = read_upload(image_a).image if image_a is not None else None
     b = read_upload(image_b).image if image_b is not None else None
     frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))

@@ -19,7 +19,14 @@ logger = logging.getLogger("app")
 
 @friendly
 def map_point(lab: Lab, x: float = 0.0, y: float = 0.0):
-    """Decode map point (x, y) with the VAE; also the 8 test images mapped nearest to it."""
+    """Decode a point of the VAE's 2-D latent map, and show the 8 test images mapped nearest to it.
+
+    The map is a PCA of the test set's posterior means; (0, 0) is their average.
+
+    Args:
+        x: coordinate along the map's first principal axis.
+        y: coordinate along the map's second principal axis.
+    """
     image, neighbours, labels = lab.map_point(x, y)
     gallery = [(neighbour, CLASS_NAMES[label]) for neighbour, label in zip(neighbours, labels)]
     return image, gallery, f"Map point ({x:.2f}, {y:.2f})"

@@ -10,7 +10,7 @@ from . import edit, generate, interpolate, latent_map, roundtrip, studio, texts
 from .components import bind
 from .files import OutputStore
 from .guard import GuardedBlocks
-from .serving import atomic_cache_writes, queue
+from .serving import atomic_cache_writes, mcp_images_as_images, queue
 
 
 def status_line(lab: Lab) -> str:
@@ -22,7 +22,7 @@ def status_line(lab: Lab) -> str:
 
 
 def ping() -> str:
-    """No-op endpoint: the round trip of the server itself, for the speed benchmark."""
+    """Answer "pong" at once: a health check, and the server's own round trip for the speed benchmarks."""
     return "pong"
 
 
@@ -30,6 +30,7 @@ def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
     """Lay out the page for the models in `lab`, wire every event and set up the queue."""
     store = store or OutputStore()
     atomic_cache_writes()
+    mcp_images_as_images()
     with GuardedBlocks(title=texts.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(texts.INTRO)
         gr.Markdown(status_line(lab), elem_id="status")

@@ -19,9 +19,17 @@ from .components import Sketchpad, bind, friendly, image_input, read_upload
 def roundtrip(
     lab: Lab, image: str | bytes | None, sketch: dict | None = None, seed: int = 0, preparation: str = "auto"
 ):
-    """Reconstruct an uploaded image (or, without one, a drawing) with the VAE.
+    """Push a picture through the VAE and back: how it is prepared, its reconstruction and the error.
 
-    `preparation` says how the picture is brought to 28x28 (genmodels.preprocess.PREPARATIONS).
+    Returns the preparation steps to 28x28, the prepared image and its reconstruction, a per-pixel error
+    map, a summary (MSE, PSNR, what preparation did), the posterior mean and spread per latent
+    dimension, and 8 samples from the posterior.
+
+    Args:
+        image: the picture to reconstruct (any common format; a Fashion-MNIST-like image passes unchanged).
+        sketch: a drawing, used when there is no image.
+        seed: random seed of the posterior samples.
+        preparation: auto (Fashion-MNIST-like pictures as they are), full (like a photo or drawing) or resize.
     """
     prepared = read_upload(image if image is not None else sketch, "an image (or draw one)", preparation)
     result = lab.roundtrip(prepared.image, seed)

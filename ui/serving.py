@@ -10,6 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import anyio
 import gradio as gr
 from gradio import processing_utils
 from PIL import Image
@@ -41,6 +42,8 @@ LAUNCH_OPTIONS = {  # for demo.launch(), in app.main() and the tests
     "max_threads": MAX_THREADS,
     "allowed_paths": ALLOWED_PATHS,
     "blocked_paths": BLOCKED_PATHS,
+    # Every API endpoint is also an MCP tool at /gradio_api/mcp/ (the same actions, nothing new).
+    "mcp_server": True,
 }
 
 # Gradio summarises its per-event analytics with pandas after every event, over up to 10,000
@@ -116,6 +119,35 @@ def save_bytes_to_cache(data: bytes, file_name: str, cache_dir: str) -> str:
     path = (folder / Path(file_name).name).resolve()
     write_once(path, data)
     return str(path)
+
+
+def _pictures(output) -> list:
+    """An output as MCP content items: a before/after pair or a gallery becomes its pictures."""
+    if isinstance(output, (list, tuple)) and output and all(isinstance(item, dict) for item in output):
+        files = [item.get("image", item) for item in output]
+        if all(isinstance(file, dict) and "path" in file for file in files):
+            return files
+    return [output]
+
+
+async def _mcp_results(self, job) -> list:
+    """gradio.mcp.GradioMCPServer._execute_tool_without_progress, returning each output of a job."""
+    result = await anyio.to_thread.run_sync(job.result)
+    outputs = list(result) if isinstance(result, tuple) else [result]
+    return [item for output in outputs for item in _pictures(output)]
+
+
+def mcp_images_as_images() -> None:
+    """Let MCP clients get each output of a tool, so pictures come back as images.
+
+    Gradio 6.31's MCP server wraps a queued tool's result in a list; for an action with several
+    outputs (all of ours but ping and settings) that is one tuple, which it turns into a single text.
+    Unpacked (and before/after pairs and galleries into their pictures), each picture becomes an MCP
+    image and each text a text.
+    """
+    from gradio.mcp import GradioMCPServer
+
+    GradioMCPServer._execute_tool_without_progress = _mcp_results
 
 
 def atomic_cache_writes() -> None:

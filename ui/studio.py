@@ -30,10 +30,17 @@ def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
 
 
 @friendly
-def studio_invert(
-    lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None, progress=gr.Progress()
-):
-    """Invert an uploaded image into `model`'s latent space: reconstruction, PSNR to it and time taken."""
+def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None, progress=gr.Progress()):
+    """Find the latent of your picture in a model: the picture next to the model's reconstruction of it.
+
+    The VAE encodes it; a GAN has no encoder, so its latent is found by gradient descent on the pixel
+    error from 16 seeded starts. The text gives the PSNR to the prepared picture and the time taken.
+
+    Args:
+        image: the picture to invert.
+        model: the generative model (dcgan, vae or cgan).
+        label: the cGAN's class.
+    """
     prepared = read_upload(image).image
     result = lab.invert(model, prepared, label=label, progress=lambda f: progress(f, desc="Inverting"))
     reconstruction = to_uint8_list(result.image[None])[0]
@@ -44,7 +51,13 @@ def studio_invert(
 
 @friendly
 def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0], history=None):
-    """Bring seed `seed`'s latent into the studio."""
+    """Bring a random seed's latent into the studio and show its image.
+
+    Args:
+        model: the generative model (dcgan, vae or cgan).
+        seed: the random seed.
+        label: the cGAN's class.
+    """
     z = lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label)
     image = to_uint8_list(lab.decode(model, z[None], label))[0]
     state = studio_state(model, z, label, f"seed {int(seed)}")
@@ -52,7 +65,7 @@ def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0], hi
 
 
 @friendly
-def studio_move(
+def move(
     lab: Lab,
     model: str,
     seed: int = 0,
@@ -67,7 +80,23 @@ def studio_move(
     base: dict | None = None,
     history=None,
 ):
-    """Move the studio's latent (or, without one, seed `seed`'s) along a class and principal directions."""
+    """Move a latent towards a class and along the main axes of variation: before and after.
+
+    Without a latent brought into the studio first, seed `seed`'s is moved. One unit of amount is a
+    quarter of a typical latent's length.
+
+    Args:
+        model: an unconditional model (dcgan or vae).
+        seed: random seed of the latent to move.
+        target: the class to move towards (or away from, with a negative amount).
+        amount: how far, -10 to 10.
+        keep: classes to keep fixed: the move is made orthogonal to their directions (InterFaceGAN).
+        pc1: amount along the first principal direction (GANSpace).
+        pc2: amount along the second principal direction.
+        pc3: amount along the third principal direction.
+        pc4: amount along the fourth principal direction.
+        label: unused for these models.
+    """
     if base is None or base["model"] != model:
         base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label), label, "seed")
     z = base["z"]
@@ -119,7 +148,20 @@ def arithmetic(
     image_c=None,
     label: str = CLASS_NAMES[0],
 ):
-    """Decode A - B + C; each operand a seed ("seed 3"), a class centroid ("Sneaker") or an image."""
+    """Latent arithmetic: decode A - B + C, next to A, B and C.
+
+    Each operand is a random seed ("seed 3"), a class centroid ("Sneaker"), or an uploaded picture.
+
+    Args:
+        model: the generative model (dcgan, vae or cgan).
+        a: operand A as text.
+        b: operand B as text.
+        c: operand C as text.
+        image_a: a picture that replaces operand A.
+        image_b: a picture that replaces operand B.
+        image_c: a picture that replaces operand C.
+        label: the cGAN's class.
+    """
     operands = [
         read_upload(image).image if image is not None else text
         for text, image in ((a, image_a), (b, image_b), (c, image_c))
@@ -139,8 +181,16 @@ def keyframes(
     label: str = CLASS_NAMES[0],
     images: list | None = None,
 ):
-    """A path through keyframes, as a strip and a GIF. `keys` lists them, comma-separated: seeds
-    ("seed 3"), class centroids ("Sneaker") and uploaded `images` by position ("image 1")."""
+    """A path through several latents (keyframes), as a strip of images and a GIF.
+
+    Args:
+        model: the generative model (dcgan, vae or cgan).
+        keys: 2 to 8 keyframes, comma-separated: seeds ("seed 3"), class names ("Sneaker"), "image 1" ...
+        steps: frames per segment, 2 to 32.
+        method: slerp or lerp.
+        label: the cGAN's class.
+        images: pictures that "image 1", "image 2" ... refer to.
+    """
     frames = to_uint8_list(lab.keyframes(model, keys, steps, method, label, images=images))
     animation = gif(store, frames, boomerang=False)
     return row(frames), animation, animation
@@ -148,9 +198,16 @@ def keyframes(
 
 @friendly
 def inpaint(lab: Lab, image, mask, model: str = "dcgan", label: str = CLASS_NAMES[0], progress=gr.Progress()):
-    """Regenerate the masked part of an image (mask white = regenerate) consistently with the rest.
+    """Redraw the masked part of a picture so that it fits the rest (masked regeneration).
 
-    The image is brought to 28x28 as everywhere; the mask is resized to 28x28 and refers to that.
+    The picture is brought to 28x28 as everywhere; the mask is resized to 28x28 and refers to that.
+    Returns the picture before and after, the model's full image, and the PSNR on the kept pixels.
+
+    Args:
+        image: the picture.
+        mask: a picture of the same framing, white where to regenerate, black where to keep.
+        model: the generative model (dcgan, vae or cgan).
+        label: the cGAN's class.
     """
     prepared = read_upload(image).image
     return regenerate(lab, prepared, prepare_mask(mask), model, label, progress)
@@ -196,7 +253,7 @@ def render(lab: Lab, store: OutputStore) -> None:
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3)
                 use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
             image = image_input("…or your image", elem_id="studio-upload")
-            invert = gr.Button("Invert my image", variant="primary", elem_id="studio-invert")
+            invert_button = gr.Button("Invert my image", variant="primary", elem_id="studio-invert")
             gr.Markdown("**Directions** (" + (", ".join(movable) or "no model") + ": class and principal)")
             target = gr.Dropdown(list(CLASS_NAMES), value="Sneaker", label="Towards class")
             amount = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=0.25, label="Amount", elem_id="studio-amount")
@@ -220,14 +277,14 @@ def render(lab: Lab, store: OutputStore) -> None:
     history = gr.State([])
 
     model.change(label_visibility, model, label, api_visibility="private")
-    invert.click(
-        bind(studio_invert, lab), [image, model, label, history], [slider, info, base, history], api_name="invert"
+    invert_button.click(
+        bind(invert, lab), [image, model, label, history], [slider, info, base, history], api_name="invert"
     )
     use_seed.click(
         bind(studio_seed, lab), [model, seed, label, history], [slider, info, base, history], api_name="studio_seed"
     )
     apply.click(
-        bind(studio_move, lab),
+        bind(move, lab),
         [model, seed, target, amount, keep, *principal, label, base, history],
         [slider, info, history],
         api_name="move",
