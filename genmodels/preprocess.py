@@ -237,7 +237,6 @@ def _reduced(gray: np.ndarray, size: int, steps: list, reduced: np.ndarray | Non
         square = np.full((side, side), fill, np.uint8)
         square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = gray
         reduced = reduce(square, size)
-    side = gray.shape[0]
     if gray.shape == (size, size):
         summary = f"Used as it is: already {size}x{size}."
     else:
