@@ -23,7 +23,7 @@ from .editing import EditParams, apply_edits
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from .images import scatter
-from .latent import MAX_SEED, interpolate, seed_to_z
+from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
 from .metrics import psnr
 from .preprocess import prepare_upload
 from .registry import MODELS, load_model, parse_model_repos
@@ -290,6 +290,27 @@ class Lab:
         a = self.endpoint(model, seed_a, image_a)
         b = self.endpoint(model, seed_b, image_b)
         return self.decode(model, interpolate(a, b, steps, method), label)
+
+    @torch.inference_mode()
+    def interpolate_at(
+        self,
+        model: str,
+        seed_a: int,
+        seed_b: int,
+        position: float,
+        method: str = "slerp",
+        image_a: np.ndarray | None = None,
+        image_b: np.ndarray | None = None,
+        label: int | str = 0,
+    ) -> torch.Tensor:
+        """The image (1, 1, 28, 28) at `position` in [0, 1] along the path of `interpolate` (0 = A, 1 = B)."""
+        position = check_float("Position", position, 0.0, 1.0)
+        if method not in ("lerp", "slerp"):
+            raise ValueError(f"Unknown interpolation method {method!r}; use 'lerp' or 'slerp'.")
+        a = self.endpoint(model, seed_a, image_a)[None]
+        b = self.endpoint(model, seed_b, image_b)[None]
+        z = slerp(a, b, position) if method == "slerp" else lerp(a, b, position)
+        return self.decode(model, z, label)
 
     # --- classic edits and projection --------------------------------------------------------
 

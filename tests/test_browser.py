@@ -131,6 +131,10 @@ def test_interpolate_tab(page):
     assert natural_size(page, "#interpolate-strip") == (8 * 28 + 7 * 2, 28), "8 steps of 28 px, 2 px gaps"
     page.get_by_label("lerp", exact=True).check()  # the path follows the method, no button
     changed_source(page, "#interpolate-strip", slerp)
+    set_slider(page, "#interpolate-position", 0)  # live: the frame follows the scrubbing slider
+    at_a = image_source(page, "#interpolate-frame")
+    set_slider(page, "#interpolate-position", 1)
+    changed_source(page, "#interpolate-frame", at_a)
     set_slider(page, "#interpolate-steps", 4)
     page.wait_for_function("() => document.querySelector('#interpolate-strip img')?.naturalWidth === 4 * 28 + 3 * 2")
     page.screenshot(path=ARTIFACTS / "interpolate.png", full_page=True)
@@ -199,8 +203,12 @@ def test_studio_and_map_tabs(page):
     open_tab(page, "Studio")
     page.locator("#studio-seed").click()
     seed_image = image_source(page, "#studio-slider")
-    page.get_by_text("Seed 0", exact=False).first.wait_for()
-    set_slider(page, "#studio-amount", 3)
+    page.wait_for_function("() => document.querySelector('#studio-info')?.innerText.includes('Seed 0 in dcgan')")
+    set_slider(page, "#studio-amount", 3)  # live: the picture follows the slider, before Apply
+    page.wait_for_function(
+        "() => document.querySelector('#studio-info')?.innerText.includes('+3 towards Sneaker')", timeout=120_000
+    )
+    changed_source(page, "#studio-slider", seed_image, index=1)
     page.locator("#studio-apply").click()
     # The first move computes the model's directions (seconds; the server warms them up at start).
     page.wait_for_function(

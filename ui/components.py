@@ -95,6 +95,11 @@ class ImageEditor(gr.ImageEditor):
         return raw_editor_value(self, payload)
 
 
+# Options of an event that follows a control while it moves: private, no progress overlay, and only the
+# newest value sent once the running request is done, so dragging never queues a backlog.
+LIVE = {"api_visibility": "private", "trigger_mode": "always_last", "show_progress": "hidden"}
+
+
 def image_input(label: str, **kwargs) -> Upload:
     """An image input for uploads and pasted images (Gradio reads a component's config from its
     constructor's signature, so the shared settings are passed here rather than by a new __init__)."""

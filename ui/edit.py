@@ -8,7 +8,7 @@ from genmodels.editing import EditParams
 from genmodels.lab import Lab
 
 from . import texts
-from .components import bind, friendly, image_input, read_upload
+from .components import LIVE, bind, friendly, image_input, read_upload
 
 
 @friendly
@@ -49,7 +49,7 @@ def edit(
 
 
 def render(lab: Lab) -> None:
-    """Lay out the Edit tab and wire its events: every control previews as it is released."""
+    """Lay out the Edit tab and wire its events: every control previews while it moves."""
     gr.Markdown(texts.EDIT)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -85,7 +85,5 @@ def render(lab: Lab) -> None:
     handler = bind(edit, lab)
     run.click(handler, inputs, outputs, api_name="edit")
     image.upload(handler, inputs, outputs, api_visibility="private")
-    for control in (crop, angle, scale, translate_x, translate_y, shear_x, shear_y):
-        control.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
-    for box in (flip_h, flip_v):
-        box.input(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+    for control in (crop, angle, scale, translate_x, translate_y, shear_x, shear_y, flip_h, flip_v):
+        control.input(handler, inputs, outputs, **LIVE)  # live: the preview follows the control as it moves

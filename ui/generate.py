@@ -13,7 +13,7 @@ from genmodels.registry import MODELS
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
-from .components import bind, friendly, to_uint8_list
+from .components import LIVE, bind, friendly, to_uint8_list
 from .files import OutputStore
 
 # Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
@@ -205,19 +205,23 @@ def render(lab: Lab, store: OutputStore) -> dict:
     outputs = [picture, download, comparison]
     controls = [model, seed, num, truncation, temperature, label]
 
-    def on_generate(trigger, **options) -> None:
-        """Wire `trigger` to generate, then to the gallery of single images."""
+    def on_generate(trigger, gallery_too: bool = True, **options) -> None:
+        """Wire `trigger` to generate, then (unless live) to the gallery of single images."""
         event = trigger(bind(generate, lab, store), inputs, outputs, **options)
-        event.success(bind(singles, lab), inputs, gallery, api_visibility="private")
+        if gallery_too:
+            event.success(bind(singles, lab), inputs, gallery, api_visibility="private")
 
     on_generate(run.click, api_name="generate")
     on_generate(dice.click(random_seed, None, seed, api_visibility="private").then, api_visibility="private")
     model.change(knob_visibility, model, [truncation, temperature, label], api_visibility="private")
     model.change(bind(model_card, lab), model, card, api_visibility="private")
-    on_generate(label.change, api_visibility="private", trigger_mode="always_last")
+    # Live: the grid follows the controls while they move, no button needed (see components.LIVE).
+    on_generate(label.change, **LIVE)
     for slider in (num, truncation, temperature):
-        on_generate(slider.release, api_visibility="private", trigger_mode="always_last")
-    on_generate(compare.change, api_visibility="private", trigger_mode="always_last")
+        on_generate(slider.input, gallery_too=False, **LIVE)  # while it moves: the grid alone
+        on_generate(slider.release, **LIVE)  # where it stops: the single images too
+    on_generate(seed.submit, **LIVE)
+    on_generate(compare.change, **LIVE)
     link_button.click(None, controls, link, js=LINK_JS)
     copy.click(bind(settings, lab), controls, settings_text, api_name="settings")
     loaded = load.click(bind(load_settings, lab), settings_text, controls, api_name="load_settings")

@@ -10,7 +10,7 @@ from genmodels.lab import MAX_STEPS, Lab
 from genmodels.registry import MODELS
 
 from . import texts
-from .components import bind, friendly, image_input, read_upload, to_uint8_list
+from .components import LIVE, bind, friendly, image_input, read_upload, to_uint8_list
 from .files import OutputStore
 
 GIF_ZOOM = 8  # GIF frames are enlarged to 224x224 (nearest-neighbour): a GIF is viewed outside the page
@@ -53,6 +53,24 @@ def interpolate(
     return row(frames), animation, animation
 
 
+@friendly
+def scrub(
+    lab: Lab,
+    model: str,
+    seed_a: int,
+    seed_b: int,
+    position: float = 0.5,
+    method: str = "slerp",
+    image_a: str | bytes | None = None,
+    image_b: str | bytes | None = None,
+    label: str = CLASS_NAMES[0],
+):
+    """The image at `position` (0 = A, 1 = B) along the path, for the slider that scrubs along it."""
+    a = read_upload(image_a).image if image_a is not None else None
+    b = read_upload(image_b).image if image_b is not None else None
+    return to_uint8_list(lab.interpolate_at(model, seed_a, seed_b, position, method, a, b, label))[0]
+
+
 def label_visibility(model: str):
     """Show the class picker for conditional models only."""
     entry = MODELS.get(model)
@@ -81,6 +99,18 @@ def render(lab: Lab, store: OutputStore) -> None:
             strip = gr.Image(
                 label="Path from A to B", format="png", elem_id="interpolate-strip", elem_classes="enlarge"
             )
+            with gr.Row():
+                position = gr.Slider(
+                    0,
+                    1,
+                    value=0.5,
+                    step=0.01,
+                    label="Scrub along the path (0 = A, 1 = B)",
+                    elem_id="interpolate-position",
+                )
+                frame = gr.Image(
+                    label="Here", format="png", elem_classes="enlarge", height=200, elem_id="interpolate-frame"
+                )
             animation = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=300)
             download = gr.File(label="Download GIF")
     inputs = [model, seed_a, seed_b, steps, method, image_a, image_b, label]
@@ -90,3 +120,6 @@ def render(lab: Lab, store: OutputStore) -> None:
     steps.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
     method.change(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
     model.change(label_visibility, model, label, api_visibility="private")
+    # Live: the picture follows the slider while it moves (only the newest position waits, never a backlog).
+    scrub_inputs = [model, seed_a, seed_b, position, method, image_a, image_b, label]
+    position.input(bind(scrub, lab), scrub_inputs, frame, **LIVE)

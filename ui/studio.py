@@ -16,7 +16,7 @@ from genmodels.preprocess import editor_image, painted_mask, prepare_mask
 from genmodels.registry import MODELS
 
 from . import texts
-from .components import ImageEditor, Upload, bind, friendly, gray, image_input, read_upload, to_uint8_list
+from .components import LIVE, ImageEditor, Upload, bind, friendly, gray, image_input, read_upload, to_uint8_list
 from .files import OutputStore
 from .interpolate import gif, label_visibility
 
@@ -109,6 +109,25 @@ def move(
         + f"; principal directions {pc1:+g}, {pc2:+g}, {pc3:+g}, {pc4:+g} (their variance shares: {shares})."
     )
     return (before, after), info, [*(history or []), (before, after)]
+
+
+def preview(
+    lab: Lab,
+    model: str,
+    seed: int,
+    target: str,
+    amount: float,
+    keep: list[str] | None,
+    pc1: float,
+    pc2: float,
+    pc3: float,
+    pc4: float,
+    label: str,
+    base: dict | None,
+):
+    """`move` while a direction slider is dragged: the picture and its text, not a step in the undo history."""
+    pair, info, _ = move(lab, model, seed, target, amount, keep, pc1, pc2, pc3, pc4, label, base, history=None)
+    return pair, info
 
 
 def record_pair(pair, history):
@@ -290,6 +309,12 @@ def render(lab: Lab, store: OutputStore) -> None:
         api_name="move",
     )
     undo.click(studio_undo, history, [slider, info, history], api_visibility="private")
+    # Live: the picture follows the direction sliders while they are dragged; Apply adds the result to
+    # the undo history.
+    for control in (amount, *principal):
+        control.input(
+            bind(preview, lab), [model, seed, target, amount, keep, *principal, label, base], [slider, info], **LIVE
+        )
 
     texts_in, images_in, run, operands, result = arithmetic_box
     run.click(
