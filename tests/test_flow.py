@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from genmodels.flow import FlowConfig, FlowModel
+from tests.conftest import needs_data
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # A "data set" where every pixel is N(MEAN, STD^2) and independent: the rectified flow between it and
 # N(0, 1) noise has a velocity known in closed form, and its ODE maps noise e to MEAN + STD * e exactly.
@@ -101,3 +108,24 @@ def test_the_loss_is_the_rectified_flow_regression():
     assert model.loss(x0, noise, torch.rand(2), torch.zeros(2, dtype=torch.long)).item() == pytest.approx(
         ((noise - x0) ** 2).mean().item()
     )
+
+
+@needs_data
+def test_training_dry_run_writes_a_loadable_checkpoint_and_resumes(tmp_path):
+    """training/train_flow.py like the other scripts: a dry run, a refusal to overwrite, an exact resume."""
+
+    def train(*flags: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "training.train_flow", "--dry-run", "--out", str(tmp_path), "--device", "cpu"]
+        return subprocess.run([*command, *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    assert train("--epochs", "1").returncode == 0
+    again = train("--epochs", "2")
+    assert again.returncode != 0 and "--resume" in again.stderr
+    resumed = train("--epochs", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2] and all(math.isfinite(line["test_loss"]) for line in lines)
+    model = FlowModel.from_pretrained(str(tmp_path / "checkpoint"))  # the EMA weights, safetensors only
+    assert torch.isfinite(model.sample(2, seed=0, label="Bag", steps=2)).all()
+    assert (tmp_path / "samples" / "epoch_002.png").is_file()
+    assert "python -m training.train_flow --dry-run" in (tmp_path / "checkpoint" / "README.md").read_text()

@@ -281,7 +281,8 @@ def test_readme_front_matter_is_a_valid_space_config():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
-    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
+    pins = {name.split("[")[0]: version for name, version in (line.split("==") for line in lines)}  # gradio[mcp]
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"]
     assert (ROOT / meta["app_file"]).is_file() and meta["python_version"] == "3.11"
     assert {"title", "emoji", "colorFrom", "colorTo", "license"} <= set(meta)
