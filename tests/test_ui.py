@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,3 +195,21 @@ def test_status_line_names_what_did_not_load_without_server_paths(tmp_path):
     broken = Lab("cpu", {"vae": tmp_path / "missing"})
     line = status_line(broken)
     assert "**vae**" in line and "missing" in line and str(tmp_path) not in line
+
+
+def test_pasted_images_arrive_as_bytes_or_get_a_sentence():
+    from types import SimpleNamespace
+
+    from ui.components import Upload
+
+    upload = Upload()
+    png = (EXAMPLES_DIR / Path(EXAMPLE).name).read_bytes()
+    pasted = SimpleNamespace(path=None, url="data:image/png;base64," + base64.b64encode(png).decode())
+    assert upload.preprocess(pasted) == png
+    for url, words in [
+        ("data:image/png;base64", "not a valid data URL"),
+        ("data:,@@@", "not a valid data URL"),
+        ("data:image/png;base64," + "A" * (30 * 2**20), "over 20 MB"),
+    ]:
+        with pytest.raises(gr.Error, match=words):
+            upload.preprocess(SimpleNamespace(path=None, url=url))

@@ -15,7 +15,7 @@ import torch
 
 from genmodels.data import to_uint8
 from genmodels.lab import without_server_paths
-from genmodels.preprocess import Prepared, prepare_upload
+from genmodels.preprocess import MAX_FILE_BYTES, Prepared, prepare_upload
 
 logger = logging.getLogger("app")
 
@@ -37,6 +37,8 @@ class Upload(gr.Image):
             return payload.path
         if payload.url and payload.url.startswith("data:"):
             _, comma, data = payload.url.partition(",")
+            if len(data) > MAX_FILE_BYTES * 4 // 3 + 4:  # base64 is 4 characters per 3 bytes
+                raise user_error(f"The pasted image is over {MAX_FILE_BYTES // 2**20} MB.", "upload")
             try:
                 if not comma:
                     raise ValueError("no comma before the data")
