@@ -172,7 +172,7 @@ def test_a_user_error_writes_one_log_line_and_no_traceback(tmp_path):
 
 
 def test_identical_requests_at_the_same_moment_all_get_whole_files():
-    """8 clients sending the same image to /roundtrip and the same seed to /generate, 10 times each:
+    """8 clients sending the same image to /roundtrip and the same seed to /generate, 6 times each:
     no error, and every file they get back is a whole picture (before: failed downloads, 0-byte PNGs)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -190,7 +190,7 @@ def test_identical_requests_at_the_same_moment_all_get_whole_files():
         def client_session(index: int) -> list[str]:
             client = Client(url, verbose=False, ssl_verify=False)
             files = []
-            for _ in range(10):
+            for _ in range(6):
                 steps, (before, after), heat, *_ = client.predict(image=handle_file(example), api_name="/roundtrip")
                 grid, download, _ = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")
                 files += [before, after, heat, grid, download]
@@ -198,7 +198,7 @@ def test_identical_requests_at_the_same_moment_all_get_whole_files():
 
         with ThreadPoolExecutor(8) as pool:
             files = [path for session in pool.map(client_session, range(8)) for path in session]
-        assert len(files) == 8 * 10 * 5
+        assert len(files) == 8 * 6 * 5
         for path in files:
             with Image.open(path) as image:
                 image.load()  # a truncated or empty file fails here
