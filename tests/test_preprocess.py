@@ -176,7 +176,9 @@ def test_other_pictures_still_get_the_steps_that_help_them():
     light = 255 - nearest(np.asarray(Image.open(EXAMPLES[0])), 4)  # a test image on white paper
     assert any("inverted" in name for name, _ in prepare(light).steps)
     # Asked for: the full steps for a Fashion-MNIST-like picture, or only the reduction for any picture.
-    assert "Prepared like a photo" in prepare(nearest(np.asarray(Image.open(EXAMPLES[0])), 4), preparation="full").summary
+    assert (
+        "Prepared like a photo" in prepare(nearest(np.asarray(Image.open(EXAMPLES[0])), 4), preparation="full").summary
+    )
     only = prepare(small, preparation="resize")
     assert np.array_equal(only.image, small[::4, ::4]) and only.summary.startswith("Only reduced from 112x112")
     with pytest.raises(ValueError, match="preparation"):
