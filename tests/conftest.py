@@ -6,10 +6,15 @@ Tests that need Fashion-MNIST's files or Chromium skip on a machine without them
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 
+import gradio as gr
 import pytest
+
+from benchmarks.bench_load import free_port
 
 from genmodels.cgan import CGANConfig
 from genmodels.classifier import ClassifierConfig
@@ -45,3 +50,16 @@ needs_browser = pytest.mark.skipif(
     not IN_CI and not os.path.exists(CHROMIUM),
     reason="Chromium not installed (apt-get install -y chromium)",
 )
+
+
+@contextlib.contextmanager
+def served(demo: gr.Blocks) -> Iterator[str]:
+    """`demo` served in this process on a free local port with the app's launch options: its URL."""
+    from ui.serving import LAUNCH_OPTIONS
+
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -18,27 +17,16 @@ from PIL import Image
 
 import app
 from genmodels.data import EXAMPLES_DIR
+from tests.conftest import served
 from ui.serving import ROOT
 
 EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client():
-    port = free_port()
-    app.demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
-    )
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
-    finally:
-        app.demo.close()
+    with served(app.demo) as url:
+        yield Client(url, verbose=False, ssl_verify=False)
 
 
 def pixels(path: str) -> np.ndarray:

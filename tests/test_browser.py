@@ -5,14 +5,13 @@ Screenshots go to test-artifacts/ (ignored by git) for a human to look at.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 import app
 from genmodels.data import EXAMPLES_DIR
-from tests.conftest import CHROMIUM, needs_browser
+from tests.conftest import CHROMIUM, needs_browser, served
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
@@ -31,23 +30,16 @@ CHROMIUM_FLAGS = [
 def page():
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app.demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
-    )
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
+    with served(app.demo) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(30_000)
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(url)
         try:
             yield page
         finally:
             browser.close()
-            app.demo.close()
 
 
 def open_tab(page, name: str) -> None:

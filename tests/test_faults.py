@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 from benchmarks.bench_load import free_port, run_load, start_server
 from genmodels.checkpoint import load_training_state
 from genmodels.registry import load_model
-from tests.conftest import needs_data
+from tests.conftest import needs_data, served
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,12 +116,8 @@ def test_a_failing_request_spares_the_others_and_the_server(monkeypatch):
         return real(model, seed, *args, **kwargs)
 
     monkeypatch.setattr(app.lab, "generate", flaky)
-    port = free_port()
-    app.demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
-    )
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
+    with served(app.demo) as url:
+        client = Client(url, verbose=False, ssl_verify=False)
         jobs = {seed: client.submit(model="dcgan", seed=seed, num=4, api_name="/generate") for seed in range(10, 17)}
         for seed, job in jobs.items():
             if seed == 13:
@@ -130,8 +126,6 @@ def test_a_failing_request_spares_the_others_and_the_server(monkeypatch):
             else:
                 assert Path(job.result(timeout=60)[0]).is_file()
         assert client.predict(api_name="/ping") == "pong"
-    finally:
-        app.demo.close()
 
 
 def test_a_short_load_leaves_no_errors_and_a_live_server():

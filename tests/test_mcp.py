@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import socket
 
 import pytest
 from mcp import ClientSession
@@ -13,6 +12,7 @@ from mcp.client.streamable_http import streamablehttp_client
 
 import app
 from genmodels.data import EXAMPLES_DIR
+from tests.conftest import served
 from ui.serving import ROOT
 
 EXAMPLE = sorted(EXAMPLES_DIR.glob("*.png"))[0]
@@ -20,16 +20,8 @@ EXAMPLE = sorted(EXAMPLES_DIR.glob("*.png"))[0]
 
 @pytest.fixture(scope="module")
 def mcp_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app.demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/gradio_api/mcp/"
-    finally:
-        app.demo.close()
+    with served(app.demo) as url:
+        yield url + "gradio_api/mcp/"
 
 
 async def with_session(url: str, work):
