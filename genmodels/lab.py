@@ -21,7 +21,6 @@ from .data import class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
 from .hub import HubRepo, card_metrics, download_checkpoint
-from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
 from .metrics import psnr
@@ -208,32 +207,20 @@ class Lab:
         truncation: float = 0.0,
         temperature: float = 1.0,
         label: int | str | None = 0,
-        steps: int | None = None,
-        guidance: float | None = None,
     ) -> torch.Tensor:
         """`num` images (num, 1, 28, 28) from seeds seed..seed+num-1; truncation 0 means off.
 
         `label` (class index or name) is used by conditional models and ignored by the others; each
-        family uses its own knob: truncation (GANs), temperature (VAE), steps and guidance (flow).
+        family uses its own knob: truncation (GANs) or temperature (VAE).
         """
         net = self.model(model)
         seed = check_int("Seed", seed, 0, MAX_APP_SEED)
         num = check_int("Number of images", num, 1, MAX_IMAGES)
-        knob = MODELS[model].sample_knob
-        if knob == "truncation":
+        if MODELS[model].sample_knob == "truncation":
             knobs = {"truncation": check_float("Truncation", truncation, 0.0, MAX_TRUNCATION) or None}
-        elif knob == "temperature":
-            knobs = {"temperature": check_float("Temperature", temperature, 0.0, MAX_TEMPERATURE)}
         else:
-            knobs = self.flow_settings(steps, guidance)
+            knobs = {"temperature": check_float("Temperature", temperature, 0.0, MAX_TEMPERATURE)}
         return net.sample(num, seed=seed, label=self.label(model, label), **knobs)
-
-    def flow_settings(self, steps: int | None, guidance: float | None) -> dict[str, int | float | None]:
-        """The flow model's ODE steps and guidance, checked (None: the checkpoint's defaults)."""
-        return {
-            "steps": None if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS),
-            "guidance": None if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE),
-        }
 
     # --- VAE round trip ----------------------------------------------------------------------
 
