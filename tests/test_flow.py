@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from genmodels.flow import FlowConfig, FlowModel
-from tests.conftest import needs_data
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import TINY_CONFIGS
 
 # A "data set" where every pixel is N(MEAN, STD^2) and independent: the rectified flow between it and
 # N(0, 1) noise has a velocity known in closed form, and its ODE maps noise e to MEAN + STD * e exactly.
 MEAN, STD = 0.3, 0.5
-TINY = FlowConfig(channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2)
+TINY = TINY_CONFIGS["flow"]
 
 
 class GaussianFlow(FlowModel):
@@ -48,17 +42,37 @@ def sample_error(steps: int) -> float:
 
 def test_heun_reaches_the_exact_transport_map_with_second_order_error():
     errors = {steps: sample_error(steps) for steps in (16, 32, 64)}
-    assert errors[32] < 1e-3
+    assert errors[32] < 5e-3
     # Halving the step divides a second-order method's error by about four (Euler's: by two).
     assert 3.3 < errors[16] / errors[32] < 4.7 and 3.3 < errors[32] / errors[64] < 4.7, errors
+
+
+def test_sampling_never_asks_the_network_about_t_0():
+    """The last step into the image is Euler's: a network that knows nothing at t = 0 (here: NaN there,
+    as the logit-normal training almost never shows it t near 0) still samples, to the same pixels."""
+
+    class BlindAtZero(GaussianFlow):
+        def forward(self, x, t, labels):
+            return torch.where((t == 0)[:, None, None, None], torch.nan, super().forward(x, t, labels))
+
+    noise = torch.randn(2, 784, generator=torch.Generator().manual_seed(3))
+    blind, exact = BlindAtZero(TINY).eval(), gaussian_flow()
+    assert torch.equal(blind.decode(noise, steps=4), exact.decode(noise, steps=4))
+    assert torch.isfinite(blind.decode(noise, steps=4)).all()
+    images = exact.decode(noise, steps=4)  # and inversion, which starts at t = 0, does not ask either
+    assert torch.equal(blind.encode(images, steps=4), exact.encode(images, steps=4))
+    error = exact.decode(exact.encode(images, steps=4), steps=4) - images
+    assert error[images.abs() < 0.95].abs().max() < 0.02, "four steps there and back (clamped pixels aside)"
 
 
 def test_inversion_runs_the_ode_backwards():
     model = gaussian_flow()
     images = MEAN + STD * torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     z = model.encode(images, steps=32)
-    assert torch.allclose(z.reshape(images.shape), (images - MEAN) / STD, atol=3e-3), "noise = (x - mean) / std"
-    assert torch.allclose(model.decode(z, steps=32), images.clamp(-1, 1), atol=3e-3)
+    assert torch.allclose(z.reshape(images.shape), (images - MEAN) / STD, atol=1e-2), "noise = (x - mean) / std"
+    # Inversion undoes the sampler's own steps (its last, Euler, one exactly), so the round trip is
+    # closer than either direction is to the exact map.
+    assert torch.allclose(model.decode(z, steps=32), images.clamp(-1, 1), atol=1e-3)
 
 
 def test_guidance_combines_one_batched_pass_like_two_separate_ones():
@@ -108,24 +122,3 @@ def test_the_loss_is_the_rectified_flow_regression():
     assert model.loss(x0, noise, torch.rand(2), torch.zeros(2, dtype=torch.long)).item() == pytest.approx(
         ((noise - x0) ** 2).mean().item()
     )
-
-
-@needs_data
-def test_training_dry_run_writes_a_loadable_checkpoint_and_resumes(tmp_path):
-    """training/train_flow.py like the other scripts: a dry run, a refusal to overwrite, an exact resume."""
-
-    def train(*flags: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "training.train_flow", "--dry-run", "--out", str(tmp_path), "--device", "cpu"]
-        return subprocess.run([*command, *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-    assert train("--epochs", "1").returncode == 0
-    again = train("--epochs", "2")
-    assert again.returncode != 0 and "--resume" in again.stderr
-    resumed = train("--epochs", "2", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [line["epoch"] for line in lines] == [1, 2] and all(math.isfinite(line["test_loss"]) for line in lines)
-    model = FlowModel.from_pretrained(str(tmp_path / "checkpoint"))  # the EMA weights, safetensors only
-    assert torch.isfinite(model.sample(2, seed=0, label="Bag", steps=2)).all()
-    assert (tmp_path / "samples" / "epoch_002.png").is_file()
-    assert "python -m training.train_flow --dry-run" in (tmp_path / "checkpoint" / "README.md").read_text()
