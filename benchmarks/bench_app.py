@@ -4,7 +4,9 @@
     python -m benchmarks.bench_app --calls 100
 
 Prints a Markdown table: median and 95th percentile round trip per endpoint, its ratio to the
-no-op endpoint measured in the same run, and the backend-only time of a 64-image DCGAN batch.
+no-op endpoint measured in the same run, and the backend-only times of a 64-image DCGAN batch and of
+16 flow images at the checkpoint's default steps and guidance (the flow target: 16 images within 1 s
+through /generate). The server computes with the threads `python app.py` uses (`--threads`' default).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import torch
 from gradio_client import handle_file
 
 import app
-from genmodels.data import EXAMPLES_DIR
 from benchmarks.bench_load import local_client
+from genmodels.data import EXAMPLES_DIR
+from ui.serving import default_threads
 
 
 def p95(values: list[float]) -> float:
@@ -45,10 +48,17 @@ def backend_generate_ms(calls: int) -> list[float]:
     return time_calls(lambda: generator.sample(64, seed=0), calls, warmup=5)
 
 
+def backend_flow_ms(calls: int) -> list[float]:
+    """16 flow images of one class at the checkpoint's defaults, no server, no encoding."""
+    flow = app.lab.model("flow")
+    return time_calls(lambda: flow.sample(16, seed=0, label="Sneaker"), calls, warmup=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=40, help="timed calls per endpoint")
     args = parser.parse_args()
+    torch.set_num_threads(default_threads())  # as app.main() does
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -62,6 +72,9 @@ def main() -> None:
         "ping (no-op)": lambda: client.predict(api_name="/ping"),
         "generate dcgan x16": lambda: client.predict(model="dcgan", seed=0, num=16, api_name="/generate"),
         "generate vae x16": lambda: client.predict(model="vae", seed=0, num=16, api_name="/generate"),
+        "generate flow x16 (defaults)": lambda: client.predict(
+            model="flow", seed=0, num=16, label="Sneaker", api_name="/generate"
+        ),
         "roundtrip": lambda: client.predict(image=example, api_name="/roundtrip"),
         "interpolate x8": lambda: client.predict(model="dcgan", seed_a=0, seed_b=1, steps=8, api_name="/interpolate"),
         "edit": lambda: client.predict(image=example, angle=30, api_name="/edit"),
@@ -80,6 +93,8 @@ def main() -> None:
         print(f"| {name} | {median:.1f} | {p95(times):.1f} | {median / noop:.2f}x |")
     backend = backend_generate_ms(max(args.calls, 50))
     print(f"\nBackend only, DCGAN 64 images: median {statistics.median(backend):.1f} ms, p95 {p95(backend):.1f} ms")
+    flow = backend_flow_ms(max(args.calls // 2, 10))
+    print(f"Backend only, flow 16 images: median {statistics.median(flow):.1f} ms, p95 {p95(flow):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import class_index, load_fashion_mnist, to_tensor, to_uint8
+from .data import CLASS_NAMES, class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
+from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
@@ -36,6 +37,7 @@ from .studio import (
     gan_principal_directions,
     generated_latents,
     invert,
+    invert_ode,
     move,
     orthogonalise,
     pca,
@@ -49,6 +51,7 @@ MAX_APP_SEED = MAX_SEED - MAX_IMAGES  # the largest seed a request may start fro
 MAX_STEPS = 32  # interpolation steps
 MAX_TRUNCATION = 4.0
 MAX_TEMPERATURE = 3.0
+ANY_CLASS = "any class"  # the label that asks a family that can sample without a class (flow) for none
 ROUNDTRIP_SAMPLES = 8  # posterior samples shown next to a reconstruction
 MAX_MOVE = 10.0  # amount along a direction, in quarters of a typical latent's length
 MAX_MAP = 1e3  # map coordinates
@@ -190,9 +193,11 @@ class Lab:
         return self.model("vae")
 
     def label(self, model: str, label: int | str | None) -> int | None:
-        """The class index `model` is given: a conditional family's class (None: none, where the family
-        samples without one), and None for a family without classes."""
+        """The class index `model` is given: a conditional family's class (None or ANY_CLASS: none, where
+        the family samples without one; the cGAN refuses it), and None for a family without classes."""
         if not MODELS[model].conditional or label is None:
+            return None
+        if isinstance(label, str) and label.strip().lower() == ANY_CLASS:
             return None
         return class_index(label)
 
@@ -207,19 +212,28 @@ class Lab:
         truncation: float = 0.0,
         temperature: float = 1.0,
         label: int | str | None = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         """`num` images (num, 1, 28, 28) from seeds seed..seed+num-1; truncation 0 means off.
 
         `label` (class index or name) is used by conditional models and ignored by the others; each
-        family uses its own knob: truncation (GANs) or temperature (VAE).
+        family uses its own knobs: truncation (GANs), temperature (VAE), or the ODE's steps and
+        guidance (flow; None takes the checkpoint's defaults).
         """
         net = self.model(model)
         seed = check_int("Seed", seed, 0, MAX_APP_SEED)
         num = check_int("Number of images", num, 1, MAX_IMAGES)
-        if MODELS[model].sample_knob == "truncation":
+        knob = MODELS[model].sample_knob
+        if knob == "truncation":
             knobs = {"truncation": check_float("Truncation", truncation, 0.0, MAX_TRUNCATION) or None}
-        else:
+        elif knob == "temperature":
             knobs = {"temperature": check_float("Temperature", temperature, 0.0, MAX_TEMPERATURE)}
+        else:
+            knobs = {
+                "steps": None if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS),
+                "guidance": None if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE),
+            }
         return net.sample(num, seed=seed, label=self.label(model, label), **knobs)
 
     # --- VAE round trip ----------------------------------------------------------------------
@@ -250,12 +264,19 @@ class Lab:
     # --- interpolation -----------------------------------------------------------------------
 
     @torch.inference_mode()
-    def endpoint(self, model: str, seed: int, image: np.ndarray | None = None) -> torch.Tensor:
-        """A latent (latent_dim,): the VAE's posterior mean of `image` when given, else seed's z."""
+    def endpoint(
+        self, model: str, seed: int, image: np.ndarray | None = None, label: int | str | None = 0
+    ) -> torch.Tensor:
+        """A latent (latent_dim,): seed's z, or for `image` the VAE's posterior mean or the flow's inverted
+        noise (under class `label`)."""
         net = self.model(model)
         if image is not None:
+            if MODELS[model].ode:
+                return invert_ode(net, to_tensor(image)[0], self.label(model, label)).z
             if not MODELS[model].encoder:
-                raise ValueError(f"Model {model!r} has no encoder; use a seed for its endpoints, or pick the VAE.")
+                raise ValueError(
+                    f"Model {model!r} has no encoder; use a seed for its endpoints, or pick the VAE or flow."
+                )
             mu, _ = net.encode(to_tensor(image).to(self.device))
             return mu[0]
         return seed_to_z(check_int("Seed", seed, 0, MAX_SEED), 1, net.latent_dim, device=self.device)[0]
@@ -274,8 +295,8 @@ class Lab:
     ) -> torch.Tensor:
         """Images (steps, 1, 28, 28) along the path between two endpoints (of class `label` if conditional)."""
         steps = check_int("Steps", steps, 2, MAX_STEPS)
-        a = self.endpoint(model, seed_a, image_a)
-        b = self.endpoint(model, seed_b, image_b)
+        a = self.endpoint(model, seed_a, image_a, label)
+        b = self.endpoint(model, seed_b, image_b, label)
         return self.decode(model, interpolate(a, b, steps, method), label)
 
     @torch.inference_mode()
@@ -294,8 +315,8 @@ class Lab:
         position = check_float("Position", position, 0.0, 1.0)
         if method not in ("lerp", "slerp"):
             raise ValueError(f"Unknown interpolation method {method!r}; use 'lerp' or 'slerp'.")
-        a = self.endpoint(model, seed_a, image_a)[None]
-        b = self.endpoint(model, seed_b, image_b)[None]
+        a = self.endpoint(model, seed_a, image_a, label)[None]
+        b = self.endpoint(model, seed_b, image_b, label)[None]
         z = slerp(a, b, position) if method == "slerp" else lerp(a, b, position)
         return self.decode(model, z, label)
 
@@ -318,6 +339,10 @@ class Lab:
         `mask` (28, 28), true where the pixels are to be matched, for masked regeneration.
         """
         net = self.model(model)
+        if MODELS[model].ode:
+            if mask is not None:
+                raise ValueError(f"Masked regeneration works with the GANs and the VAE, not {model!r} yet.")
+            return invert_ode(net, to_tensor(image)[0], self.label(model, label))
         weights = None
         if mask is not None:
             if mask.shape != (28, 28) or not mask.any():
@@ -374,6 +399,15 @@ class Lab:
     def decode(self, model: str, z: torch.Tensor, label: int | str = 0) -> torch.Tensor:
         """Latents (N, latent_dim) -> images (N, 1, 28, 28); conditional models draw class `label`."""
         return self.model(model).decode(z.to(self.device), self.label(model, label))
+
+    @torch.inference_mode()
+    def every_class(self, model: str, z: torch.Tensor) -> torch.Tensor:
+        """Images (10, 1, 28, 28): the latent z (latent_dim,) through each class label of a conditional
+        model, so what the latent encodes apart from the class (pose, shape, shade) stays in view."""
+        if not MODELS[model].conditional:
+            raise ValueError(f"{model} has no class input; pick cgan or flow to see a latent as every class.")
+        labels = torch.arange(len(CLASS_NAMES), device=self.device)
+        return self.model(model).decode(z.to(self.device)[None].expand(len(labels), -1), labels)
 
     def arithmetic(self, model: str, a, b, c, label: int | str = 0) -> torch.Tensor:
         """Images (4, 1, 28, 28): the operands A, B, C (each as in `latent`) and A - B + C, decoded."""

@@ -15,6 +15,7 @@ from .cgan import CGANConfig, ConditionalGenerator
 from .classifier import Classifier, ClassifierConfig
 from .dcgan import DCGANConfig, Generator
 from .device import resolve_device
+from .flow import FlowConfig, FlowModel
 from .hub import HubRepo
 from .vae import VAE, VAEConfig
 
@@ -30,6 +31,7 @@ class ModelEntry:
     generative: bool  # has latent_dim, decode(z, label=None) and sample(num, seed, label=None, ...)
     conditional: bool  # the label picks the class (unconditional families ignore it)
     encoder: bool  # has encode(x) -> (mu, logvar), an amortised posterior (round trips, image endpoints)
+    ode: bool  # samples by integrating an ODE: has encode(x, label) -> z, the same ODE run backwards
     sample_knob: str | None  # keyword of `sample` that trades variety for quality
     description: str  # one line for pickers and model cards
 
@@ -49,6 +51,7 @@ MODELS: dict[str, ModelEntry] = {
             generative=True,
             conditional=False,
             encoder=False,
+            ode=False,
             sample_knob="truncation",
             description="DCGAN generator: z ~ N(0, I) -> image, trained adversarially",
         ),
@@ -60,6 +63,7 @@ MODELS: dict[str, ModelEntry] = {
             generative=True,
             conditional=False,
             encoder=True,
+            ode=False,
             sample_knob="temperature",
             description="Convolutional VAE: encoder to N(mu, sigma^2), decoder back, trained on the ELBO",
         ),
@@ -71,8 +75,22 @@ MODELS: dict[str, ModelEntry] = {
             generative=True,
             conditional=True,
             encoder=False,
+            ode=False,
             sample_knob="truncation",
             description="Class-conditional GAN: pick a class, the seed picks the item",
+        ),
+        ModelEntry(
+            name="flow",
+            model_class=FlowModel,
+            config_class=FlowConfig,
+            checkpoint="flow-fashion",
+            generative=True,
+            conditional=True,
+            encoder=False,
+            ode=True,
+            sample_knob="guidance",
+            description="Flow matching (a diffusion model): the seed's noise flows to an image along an ODE; "
+            "any class or a chosen one",
         ),
         ModelEntry(
             name="classifier",
@@ -82,6 +100,7 @@ MODELS: dict[str, ModelEntry] = {
             generative=False,
             conditional=False,
             encoder=False,
+            ode=False,
             sample_knob=None,
             description="CNN classifier: labels and the penultimate features behind the quality metrics",
         ),

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 from .data import CLASS_NAMES
-from .lab import MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, check_float, check_int
+from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS, FlowConfig
+from .lab import ANY_CLASS, MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, check_float, check_int
 
 DEFAULTS: dict[str, object] = {
     "model": None,  # the first generative model loaded
@@ -18,6 +19,8 @@ DEFAULTS: dict[str, object] = {
     "truncation": 0.0,
     "temperature": 1.0,
     "label": CLASS_NAMES[0],
+    "steps": FlowConfig.steps,
+    "guidance": FlowConfig.guidance,
 }
 MAX_JSON_CHARS = 10_000  # settings text longer than this is refused before parsing
 
@@ -45,8 +48,8 @@ def check_settings(settings: dict, models: list[str]) -> dict[str, object]:
     values = {**DEFAULTS, "model": (models or [None])[0], **settings}
     if values["model"] not in models:
         raise ValueError(f"Unknown model {values['model']!r}; choose one of {', '.join(models)}.")
-    if values["label"] not in CLASS_NAMES:
-        raise ValueError(f"Unknown class {values['label']!r}; choose one of {', '.join(CLASS_NAMES)}.")
+    if values["label"] not in (*CLASS_NAMES, ANY_CLASS):
+        raise ValueError(f"Unknown class {values['label']!r}; choose one of {', '.join(CLASS_NAMES)} or {ANY_CLASS}.")
     return {
         "model": values["model"],
         "seed": check_int("Seed", number(values["seed"]), 0, MAX_APP_SEED),
@@ -54,6 +57,8 @@ def check_settings(settings: dict, models: list[str]) -> dict[str, object]:
         "truncation": check_float("Truncation", number(values["truncation"]), 0.0, MAX_TRUNCATION),
         "temperature": check_float("Temperature", number(values["temperature"]), 0.0, MAX_TEMPERATURE),
         "label": values["label"],
+        "steps": check_int("Steps", number(values["steps"]), 1, MAX_SAMPLING_STEPS),
+        "guidance": check_float("Guidance", number(values["guidance"]), 0.0, MAX_GUIDANCE),
     }
 
 

@@ -107,6 +107,17 @@ def invert(
         return _result(model, z[best].detach(), x[0], mask, label, started)
 
 
+@torch.inference_mode()
+def invert_ode(model: nn.Module, target: torch.Tensor, label: int | None = None) -> Inversion:
+    """The noise latent of `target` (1, 28, 28) in [-1, 1] for a model that samples by an ODE (flow):
+    the ODE run backwards from the image, with the settings `decode` uses, so decoding returns the
+    image up to the solver's error. No optimisation, no restarts."""
+    started = time.perf_counter()
+    x = target.to(next(model.parameters()).device)[None]  # (1, 1, 28, 28)
+    z = model.encode(x, label, guidance=model.config.guidance)[0]
+    return _result(model, z, x[0], None, label, started)
+
+
 def _result(model, z, target, mask, label, started) -> Inversion:
     with torch.no_grad():
         image = model.decode(z[None], label)[0]

@@ -15,11 +15,11 @@ import gradio as gr
 import pytest
 
 from benchmarks.bench_load import free_port
-
 from genmodels.cgan import CGANConfig
 from genmodels.classifier import ClassifierConfig
 from genmodels.data import candidate_dirs
 from genmodels.dcgan import DCGANConfig
+from genmodels.flow import FlowConfig
 from genmodels.vae import VAEConfig
 
 # One tiny config per registry entry: a new family must add one here (test_models checks it).
@@ -27,6 +27,7 @@ TINY_CONFIGS = {
     "dcgan": DCGANConfig(latent_dim=8, gen_width=8, disc_width=8),
     "vae": VAEConfig(latent_dim=4, width=4, hidden_dim=16),
     "cgan": CGANConfig(latent_dim=8, embed_dim=4, gen_width=8, disc_width=8),
+    "flow": FlowConfig(channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2),
     "classifier": ClassifierConfig(width=4, feature_dim=16),
 }
 

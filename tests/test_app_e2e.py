@@ -64,6 +64,25 @@ def test_generate_conditional_with_a_class(client):
     assert not np.array_equal(pixels(sneakers), pixels(bags))
 
 
+def test_generate_flow_with_steps_and_guidance(client):
+    grid, *_ = client.predict(model="flow", seed=0, num=16, label="Sneaker", api_name="/generate")
+    first = assert_picture(grid, (122, 122))
+    again = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=8, guidance=1.5, api_name="/generate")
+    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's: 8 steps, guidance 1.5"
+    fewer = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=4, api_name="/generate")[0]
+    anything = client.predict(model="flow", seed=0, num=16, label="any class", api_name="/generate")[0]
+    assert len({first.tobytes(), pixels(fewer).tobytes(), pixels(anything).tobytes()}) == 3
+    with pytest.raises(AppError, match="Steps"):
+        client.predict(model="flow", seed=0, num=4, steps=0, api_name="/generate")
+    row = client.predict(model="flow", seed=0, label="Sneaker", api_name="/every_class")
+    assert Image.open(row).size == (10 * 28 + 9 * 2, 28), "ten classes side by side, 2 px apart"
+    single = client.predict(model="flow", seed=0, num=1, label="Sneaker", api_name="/generate")[0]
+    # The same noise and class computed in a batch of 10 and of 1: equal up to rounding, which the ODE
+    # carries through its steps (a few grey levels at most).
+    difference = pixels(row)[:, 7 * 30 : 7 * 30 + 28].astype(int) - pixels(single)  # one image: no border
+    assert np.abs(difference).max() <= 8, "class 7 of the row is the Sneaker"
+
+
 def test_roundtrip(client):
     steps, slider, heat, summary, plot, samples = client.predict(image=handle_file(EXAMPLE), api_name="/roundtrip")
     before, after = slider

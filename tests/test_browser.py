@@ -106,6 +106,21 @@ def test_generate_tab(page):
 
 
 @needs_browser
+def test_generate_with_the_flow_model(page):
+    page.goto(page.url.split("?")[0])
+    open_tab(page, "Generate")
+    first = image_source(page, "#generate-grid")
+    page.locator("#generate-model input").click()
+    page.get_by_role("option", name="flow", exact=True).click()
+    page.locator("#generate-steps").wait_for(state="visible")  # flow's own controls appear
+    page.locator("#generate-button").click()
+    flow_grid = changed_source(page, "#generate-grid", first)
+    set_slider(page, "#generate-steps", 4)  # live: fewer ODE steps, a new grid with no click
+    changed_source(page, "#generate-grid", flow_grid)
+    page.screenshot(path=ARTIFACTS / "generate-flow.png", full_page=True)
+
+
+@needs_browser
 def test_roundtrip_tab(page):
     open_tab(page, "Round trip")
     page.locator("#roundtrip-upload input[type=file]").set_input_files(EXAMPLE)

@@ -3,7 +3,7 @@
 Any change to the pixels of a shipped checkpoint (new weights, a torch upgrade that changes a kernel,
 a refactor that reorders an operation) fails here loudly; update a hash only on purpose, with the
 reason in the commit. The hashes were computed before the page moved from app.py into ui/ (commit
-8dbf971) and hold after it. They pin torch 2.14.1 on the CPU with one thread, as the app serves.
+8dbf971) and hold after it; the flow's were added with its checkpoint. They pin torch 2.14.1 on the CPU with one thread, as the app serves.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ MODEL_OUTPUTS = {
     "vae sample(16, seed=0, temperature=1)": "6c5451e01d2d1646b33063a94b31398cd74a2c238610421899adbe5b0ddc5cba",
     "vae reconstruct(example 0)": "59b689147320b32afd9cfa590949eb29813c5c05a3488a5f50a323170144b4c1",
     "classifier argmax(dcgan 64)": "f8e4a404e28b920b11fbea2ec1a33218d11a87027a00ed0534cfac2628ee0fa1",
+    "flow sample(16, seed=0, label=Sneaker)": "c9157eaf81b8f1656e3ee64a37ff5622bbfd73654554574fbc79b444496bfaa1",
+    "flow sample(16, seed=0, no class, steps=4, guidance=1)": (
+        "f6a8e9faa285783012c0483d92877d7d677c6f621a440c0473a13690a9357ebb"
+    ),
 }
 PAGE_OUTPUTS = {
     "generate dcgan seed 0 x16 grid": "9d3e4e63c92b345d2d68673ba1ba013e2853c76d98be4bf9a344d49a1ce9c705",
@@ -51,7 +55,7 @@ def one_thread():
 
 
 def model_outputs() -> dict[str, str]:
-    dcgan, vae, cgan, classifier = (load_model(name) for name in ("dcgan", "vae", "cgan", "classifier"))
+    dcgan, vae, cgan, flow, classifier = (load_model(name) for name in ("dcgan", "vae", "cgan", "flow", "classifier"))
     with torch.inference_mode():
         return {
             "dcgan sample(16, seed=0)": sha256(to_uint8(dcgan.sample(16, seed=0))),
@@ -60,6 +64,10 @@ def model_outputs() -> dict[str, str]:
             "vae sample(16, seed=0, temperature=1)": sha256(to_uint8(vae.sample(16, seed=0, temperature=1.0))),
             "vae reconstruct(example 0)": sha256(to_uint8(vae.reconstruct(to_tensor(prepare_upload(EXAMPLE).image)))),
             "classifier argmax(dcgan 64)": sha256(classifier(dcgan.sample(64, seed=0)).argmax(1).to(torch.uint8)),
+            "flow sample(16, seed=0, label=Sneaker)": sha256(to_uint8(flow.sample(16, seed=0, label="Sneaker"))),
+            "flow sample(16, seed=0, no class, steps=4, guidance=1)": sha256(
+                to_uint8(flow.sample(16, seed=0, label=None, steps=4, guidance=1.0))
+            ),
         }
 
 

@@ -21,7 +21,12 @@ def lab(tmp_path_factory):
     for name, entry in MODELS.items():
         folder = tmp_path_factory.mktemp(name)
         torch.manual_seed(0)
-        entry.model_class(TINY_CONFIGS[name]).save_pretrained(folder)
+        model = entry.model_class(TINY_CONFIGS[name])
+        with torch.no_grad():  # flow's last layers start at zero (no velocity at all): give them some
+            for parameter in model.parameters():
+                if not parameter.any():
+                    parameter.normal_(0, 0.05)
+        model.save_pretrained(folder)
         sources[name] = folder
     return Lab("cpu", sources)
 
@@ -72,6 +77,43 @@ def test_interpolate_between_seeds_and_images(lab):
         lab.interpolate("dcgan", 0, 1, 3, image_a=image)
     with pytest.raises(ValueError):
         lab.interpolate("dcgan", 0, 1, 1)
+
+
+def test_flow_settings_any_class_and_refusals(lab):
+    default = lab.generate("flow", 0, 2, label="Bag")
+    assert torch.equal(default, lab.generate("flow", 0, 2, label="Bag", steps=TINY_CONFIGS["flow"].steps))
+    assert not torch.equal(default, lab.generate("flow", 0, 2, label="Bag", steps=3))
+    assert not torch.equal(default, lab.generate("flow", 0, 2, label="Bag", guidance=3.0))
+    # Guidance 0 ignores the class: every class (and none) gives the same images.
+    unguided = lab.generate("flow", 0, 2, label="Bag", guidance=0)
+    assert torch.equal(unguided, lab.generate("flow", 0, 2, label="Sneaker", guidance=0))
+    assert torch.equal(unguided, lab.generate("flow", 0, 2, label="any class"))
+    with pytest.raises(ValueError, match="Steps"):
+        lab.generate("flow", 0, 2, steps=2.5)
+    with pytest.raises(ValueError, match="Guidance"):
+        lab.generate("flow", 0, 2, guidance=math.nan)
+    with pytest.raises(ValueError, match="class"):
+        lab.generate("cgan", 0, 2, label="any class")
+
+
+def test_flow_inversion_decodes_back_and_feeds_every_tab(lab):
+    target = lab.generate("flow", 11, 1, label="Trouser")  # an image the model makes: an exact latent exists
+    image = ((target[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)
+    result = lab.invert("flow", image, label="Trouser")
+    assert result.psnr > 35, "the ODE run backwards and forwards returns the image"
+    assert (result.z - torch.from_numpy(image).flatten() / 127.5 + 1).abs().mean() > 0.1, "the latent is not the image"
+    assert torch.allclose(result.image, lab.decode("flow", result.z[None], "Trouser")[0])
+    # The same latent as an interpolation endpoint, and through every class (row i = class i).
+    path = lab.interpolate("flow", 0, 1, 3, image_a=image, label="Trouser")
+    assert torch.allclose(path[0], result.image, atol=1e-5)
+    every = lab.every_class("flow", result.z)
+    assert every.shape == (10, 1, 28, 28)
+    assert torch.allclose(every[1], result.image, atol=1e-5)
+    assert torch.allclose(every[7], lab.decode("flow", result.z[None], "Sneaker")[0], atol=1e-5)
+    with pytest.raises(ValueError, match="class input"):
+        lab.every_class("dcgan", torch.zeros(TINY_CONFIGS["dcgan"].latent_dim))
+    with pytest.raises(ValueError, match="Masked"):
+        lab.inpaint("flow", image, np.eye(28, dtype=bool))
 
 
 def test_edit_then_project(lab):

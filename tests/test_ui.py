@@ -55,6 +55,25 @@ def test_compare_shows_every_generative_model(lab, store):
     *_, compare = generate.generate(lab, store, "vae", 0, 4, compare=True)
     assert compare["visible"] is True
     assert [caption for _, caption in compare["value"]] == lab.generative()
+    # "any class" is flow's alone: the comparison leaves out the cGAN, which needs a class.
+    *_, compare = generate.generate(lab, store, "flow", 0, 4, compare=True, label="any class")
+    assert [caption for _, caption in compare["value"]] == ["dcgan", "vae", "flow"]
+    with pytest.raises(gr.Error, match="class"):
+        generate.generate(lab, store, "cgan", 0, 4, label="any class")
+
+
+def test_flow_steps_and_guidance_reach_the_model(lab, store):
+    grids = {
+        settings: generate.generate(lab, store, "flow", 5, 4, label="Bag", steps=settings[0], guidance=settings[1])[0]
+        for settings in ((8, 1.5), (4, 1.5), (8, 0.0))
+    }
+    assert len({grid.tobytes() for grid in grids.values()}) == 3
+    unguided = generate.generate(lab, store, "flow", 5, 4, label="Sneaker", steps=8, guidance=0.0)[0]
+    assert np.array_equal(unguided, grids[(8, 0.0)]), "guidance 0 ignores the class"
+    row = studio.every_class(lab, "flow", 5, label="any class")
+    assert row.shape == (28, 10 * 30 - 2), "ten 28 px images, 2 px apart"
+    single = generate.singles(lab, "flow", 5, 1, label="Bag")[0][0]
+    assert np.abs(row[:, 8 * 30 : 8 * 30 + 28].astype(int) - single).max() <= 8, "class 8, up to batch rounding"
 
 
 @pytest.mark.parametrize(
@@ -66,6 +85,9 @@ def test_compare_shows_every_generative_model(lab, store):
         {"num": 10_000},
         {"truncation": float("inf")},
         {"model": "nope"},
+        {"model": "flow", "steps": 0},
+        {"model": "flow", "steps": 2.5},
+        {"model": "flow", "guidance": -1},
     ],
 )
 def test_generate_refuses_bad_numbers(lab, store, kwargs):
@@ -76,7 +98,9 @@ def test_generate_refuses_bad_numbers(lab, store, kwargs):
 
 def test_settings_json_round_trip_and_plain_refusals(lab):
     text = generate.settings(lab, "cgan", 3, 4, 0.5, 1.0, "Bag")
-    assert generate.load_settings(lab, text) == ("cgan", 3, 4, 0.5, 1.0, "Bag")
+    assert generate.load_settings(lab, text) == ("cgan", 3, 4, 0.5, 1.0, "Bag", 8, 1.5)
+    text = generate.settings(lab, "flow", 3, 4, 0.5, 1.0, "any class", 6, 2.0)
+    assert generate.load_settings(lab, text) == ("flow", 3, 4, 0.5, 1.0, "any class", 6, 2.0)
     for bad, words in [('{"seeed": 1}', "Unknown setting"), ("3", "JSON object"), ("[" * 100_000, "at most")]:
         with pytest.raises(gr.Error, match=words):
             generate.load_settings(lab, bad)

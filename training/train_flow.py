@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         "--label-dropout", type=float, default=FlowConfig.label_dropout, help="share of 'no class' labels"
     )
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    parser.add_argument(
+        "--sample-steps", type=int, default=FlowConfig.steps, help="the checkpoint's default ODE steps for sampling"
+    )
+    parser.add_argument(
+        "--sample-guidance", type=float, default=FlowConfig.guidance, help="the checkpoint's default guidance"
+    )
     args = parser.parse_args(argv)
 
     # 1. Model, its moving average and optimiser.
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         channels=[int(width) for width in args.channels.split(",")],
         blocks=args.blocks,
         label_dropout=args.label_dropout,
+        steps=args.sample_steps,
+        guidance=args.sample_guidance,
     )
     model = FlowModel(config)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
@@ -161,11 +169,12 @@ def main(argv: list[str] | None = None) -> None:
         summary=f"A {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M-parameter U-Net (widths {widths}) "
         "predicting the rectified-flow velocity v(x_t, t, y), trained with logit-normal times, 10% label "
         "dropout for classifier-free guidance and an EMA of the weights (the checkpoint). Samples integrate "
-        f"the ODE from the random seed's noise with {config.steps} Heun steps at guidance {config.guidance:g}. "
+        f"the ODE from the random seed's noise with {config.steps} Heun steps (the last one Euler's) at guidance "
+        f"{config.guidance:g}. "
         "Test losses are the flow-matching loss on 2,000 test images with fixed noise.",
         tags=card_tags(FlowModel),
         load_snippet='from genmodels.flow import FlowModel\n\nflow = FlowModel.from_pretrained("FOLDER_OR_REPO_ID")\n'
-        'images = flow.sample(16, seed=0, label="Sneaker", steps=10, guidance=1.5)  # (16, 1, 28, 28)',
+        f'images = flow.sample(16, seed=0, label="Sneaker", steps={config.steps}, guidance={config.guidance:g})  # (16, 1, 28, 28)',
     )
 
 

@@ -13,9 +13,10 @@ import gradio as gr
 import numpy as np
 import torch
 
-from genmodels.data import to_uint8
-from genmodels.lab import without_server_paths
+from genmodels.data import CLASS_NAMES, to_uint8
+from genmodels.lab import ANY_CLASS, without_server_paths
 from genmodels.preprocess import MAX_FILE_BYTES, Prepared, prepare_upload
+from genmodels.registry import MODELS
 
 logger = logging.getLogger("app")
 
@@ -100,6 +101,27 @@ class ImageEditor(gr.ImageEditor):
 # Options of an event that follows a control while it moves: private, no progress overlay, and only the
 # newest value sent once the running request is done, so dragging never queues a backlog.
 LIVE = {"api_visibility": "private", "trigger_mode": "always_last", "show_progress": "hidden"}
+
+
+CLASS_CHOICES = [*CLASS_NAMES, ANY_CLASS]  # what a class picker accepts; each model shows those it takes
+
+
+def class_choices(model: str | None) -> list[str]:
+    """The classes `model` can be asked for: the ten, and "any class" for a family that samples without one."""
+    entry = MODELS.get(model)
+    return list(CLASS_CHOICES) if entry is not None and entry.ode else list(CLASS_NAMES)
+
+
+def label_visibility(model: str, label: str | None = None):
+    """The class picker for `model`: shown for conditional models only, with the classes it takes
+    (a value it cannot take falls back to the first class)."""
+    entry = MODELS.get(model)
+    choices = class_choices(model)
+    return gr.update(
+        visible=bool(entry and entry.conditional),
+        choices=choices,
+        value=label if label in choices else choices[0],
+    )
 
 
 def image_input(label: str, **kwargs) -> Upload:

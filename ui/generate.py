@@ -7,20 +7,21 @@ import random
 import gradio as gr
 
 from genmodels.data import CLASS_NAMES
+from genmodels.flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from genmodels.images import grid, png_bytes
 from genmodels.lab import MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
 from genmodels.registry import MODELS
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
-from .components import LIVE, bind, friendly, to_uint8_list
+from .components import CLASS_CHOICES, LIVE, bind, class_choices, friendly, label_visibility, to_uint8_list
 from .files import OutputStore
 
 # Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
 LINK_JS = """
-(model, seed, num, truncation, temperature, label) => {
+(model, seed, num, truncation, temperature, label, steps, guidance) => {
   const url = new URL(window.location.href);
-  url.search = new URLSearchParams({model, seed, num, truncation, temperature, label}).toString();
+  url.search = new URLSearchParams({model, seed, num, truncation, temperature, label, steps, guidance}).toString();
   url.hash = "";
   navigator.clipboard?.writeText(url.toString()).catch(() => {});
   return url.toString();
@@ -39,6 +40,8 @@ def generate(
     temperature: float = 1.0,
     compare: bool = False,
     label: str = CLASS_NAMES[0],
+    steps: int = DEFAULTS["steps"],
+    guidance: float = DEFAULTS["guidance"],
 ):
     """Generate images of clothes from random seeds with one of the lab's models, as a grid.
 
@@ -46,19 +49,23 @@ def generate(
     (28x28 tiles), the same grid as a PNG file, and with `compare` the same seeds through every model.
 
     Args:
-        model: which generative model draws the images (dcgan, vae or cgan).
+        model: which generative model draws the images (dcgan, vae, cgan or flow).
         seed: random seed of the first image, a whole number from 0.
         num: how many images, 1 to 64.
         truncation: GANs only: redraw latent values larger than this (0 = off, up to 4); lower is cleaner.
         temperature: VAE only: scale of the latent draw (0 to 3); lower is more typical.
         compare: also return the same seeds through every model.
-        label: the class the cGAN draws (T-shirt/top, Trouser, ..., Ankle boot); other models ignore it.
+        label: the class the cGAN and flow draw (T-shirt/top, Trouser, ..., Ankle boot; "any class" for flow alone).
+        steps: flow only: ODE steps from noise to image (1 to 50); more is slower and closer to the exact path.
+        guidance: flow only: classifier-free guidance (0 = ignore the class, 1 = plain conditional, up to 5).
     """
-    tiles = grid(lab.generate(model, seed, num, truncation, temperature, label))
+    knobs = (truncation, temperature, label, steps, guidance)
+    tiles = grid(lab.generate(model, seed, num, *knobs))
     comparison = []
     if compare:
         for name in lab.generative():
-            comparison.append((grid(lab.generate(name, seed, num, truncation, temperature, label)), name))
+            if label in class_choices(name) or not MODELS[name].conditional or name == model:
+                comparison.append((grid(lab.generate(name, seed, num, *knobs)), name))
     return tiles, store.save(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
 
 
@@ -72,12 +79,14 @@ def singles(
     temperature: float = 1.0,
     compare: bool = False,
     label: str = CLASS_NAMES[0],
+    steps: int = DEFAULTS["steps"],
+    guidance: float = DEFAULTS["guidance"],
 ):
     """The images of `generate` one by one, captioned with their seeds (the page's gallery).
 
     A second event after `generate`, so the API call returns the grid without encoding each image.
     """
-    images = lab.generate(model, seed, num, truncation, temperature, label)
+    images = lab.generate(model, seed, num, truncation, temperature, label, steps, guidance)
     return [(image, f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
 
 
@@ -87,18 +96,30 @@ def setting_values(settings: dict) -> tuple:
 
 
 @friendly
-def settings(lab: Lab, model: str, seed: int, num: int, truncation: float, temperature: float, label: str) -> str:
+def settings(
+    lab: Lab,
+    model: str,
+    seed: int,
+    num: int,
+    truncation: float,
+    temperature: float,
+    label: str,
+    steps: int = DEFAULTS["steps"],
+    guidance: float = DEFAULTS["guidance"],
+) -> str:
     """The Generate settings as one line of JSON, checked, to save or share and load back later.
 
     Args:
-        model: the generative model (dcgan, vae or cgan).
+        model: the generative model (dcgan, vae, cgan or flow).
         seed: random seed of the first image.
         num: how many images, 1 to 64.
         truncation: GANs' truncation (0 = off).
         temperature: the VAE's temperature.
-        label: the cGAN's class.
+        label: the class of the cGAN and flow ("any class": flow alone).
+        steps: flow's ODE steps.
+        guidance: flow's classifier-free guidance.
     """
-    values = dict(zip(DEFAULTS, (model, seed, num, truncation, temperature, label)))
+    values = dict(zip(DEFAULTS, (model, seed, num, truncation, temperature, label, steps, guidance)))
     return settings_json(values, lab.generative())
 
 
@@ -107,7 +128,7 @@ def load_settings(lab: Lab, text: str) -> tuple:
     """Check settings JSON (as the settings action writes it) and return them as the Generate controls' values.
 
     Args:
-        text: a JSON object with any of model, seed, num, truncation, temperature and label.
+        text: a JSON object with any of model, seed, num, truncation, temperature, label, steps and guidance.
     """
     return setting_values(parse_settings(text, lab.generative()))
 
@@ -146,14 +167,17 @@ def model_card(lab: Lab, model: str) -> str:
     return "\n\n".join(lines)
 
 
-def knob_visibility(model: str):
-    """Show the controls that apply to `model`: truncation or temperature, and the class picker."""
+def knob_visibility(model: str, label: str | None = None):
+    """Show the controls that apply to `model`: truncation, temperature or the ODE's steps and guidance,
+    and the class picker with the classes it takes."""
     entry = MODELS.get(model)
     knob = entry.sample_knob if entry else None
     return (
         gr.update(visible=knob == "truncation"),
         gr.update(visible=knob == "temperature"),
-        gr.update(visible=bool(entry and entry.conditional)),
+        gr.update(visible=knob == "guidance"),
+        gr.update(visible=knob == "guidance"),
+        label_visibility(model, label),
     )
 
 
@@ -164,7 +188,7 @@ def render(lab: Lab, store: OutputStore) -> dict:
     gr.Markdown(texts.GENERATE)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            model = gr.Dropdown(generative, value=default_model, label="Model")
+            model = gr.Dropdown(generative, value=default_model, label="Model", elem_id="generate-model")
             card = gr.Markdown(model_card(lab, default_model), elem_id="model-card")
             with gr.Row():
                 seed = gr.Number(
@@ -174,7 +198,25 @@ def render(lab: Lab, store: OutputStore) -> dict:
             num = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images", elem_id="generate-num")
             truncation = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
             temperature = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature", visible=False)
-            label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
+            steps = gr.Slider(
+                1,
+                MAX_SAMPLING_STEPS,
+                value=DEFAULTS["steps"],
+                step=1,
+                label="Steps (ODE)",
+                visible=False,
+                elem_id="generate-steps",
+            )
+            guidance = gr.Slider(
+                0,
+                MAX_GUIDANCE,
+                value=DEFAULTS["guidance"],
+                step=0.1,
+                label="Guidance",
+                visible=False,
+                elem_id="generate-guidance",
+            )
+            label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
             compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
             run = gr.Button("Generate", variant="primary", elem_id="generate-button")
             with gr.Accordion("Share these settings", open=False, elem_id="share"):
@@ -201,9 +243,9 @@ def render(lab: Lab, store: OutputStore) -> dict:
             gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery")
             download = gr.File(label="Download grid (PNG, 28x28 tiles)")
 
-    inputs = [model, seed, num, truncation, temperature, compare, label]
+    inputs = [model, seed, num, truncation, temperature, compare, label, steps, guidance]
     outputs = [picture, download, comparison]
-    controls = [model, seed, num, truncation, temperature, label]
+    controls = [model, seed, num, truncation, temperature, label, steps, guidance]
 
     def on_generate(trigger, gallery_too: bool = True, **options) -> None:
         """Wire `trigger` to generate, then (unless live) to the gallery of single images."""
@@ -213,11 +255,13 @@ def render(lab: Lab, store: OutputStore) -> dict:
 
     on_generate(run.click, api_name="generate")
     on_generate(dice.click(random_seed, None, seed, api_visibility="private").then, api_visibility="private")
-    model.change(knob_visibility, model, [truncation, temperature, label], api_visibility="private")
+    model.change(
+        knob_visibility, [model, label], [truncation, temperature, steps, guidance, label], api_visibility="private"
+    )
     model.change(bind(model_card, lab), model, card, api_visibility="private")
     # Live: the grid follows the controls while they move, no button needed (see components.LIVE).
     on_generate(label.change, **LIVE)
-    for slider in (num, truncation, temperature):
+    for slider in (num, truncation, temperature, steps, guidance):
         on_generate(slider.input, gallery_too=False, **LIVE)  # while it moves: the grid alone
         on_generate(slider.release, **LIVE)  # where it stops: the single images too
     on_generate(seed.submit, **LIVE)

@@ -7,10 +7,9 @@ import gradio as gr
 from genmodels.data import CLASS_NAMES
 from genmodels.images import gif_bytes, row, upscale
 from genmodels.lab import MAX_STEPS, Lab
-from genmodels.registry import MODELS
 
 from . import texts
-from .components import LIVE, bind, friendly, image_input, read_upload, to_uint8_list
+from .components import CLASS_CHOICES, LIVE, bind, friendly, image_input, label_visibility, read_upload, to_uint8_list
 from .files import OutputStore
 
 GIF_ZOOM = 8  # GIF frames are enlarged to 224x224 (nearest-neighbour): a GIF is viewed outside the page
@@ -37,14 +36,14 @@ def interpolate(
     """Walk between two latents and decode each step: a strip of images and a looping GIF.
 
     Args:
-        model: the generative model (dcgan, vae or cgan).
+        model: the generative model (dcgan, vae, cgan or flow).
         seed_a: random seed of the first endpoint.
         seed_b: random seed of the last endpoint.
         steps: images along the path, 2 to 32.
         method: slerp (along the sphere where Gaussian latents live) or lerp (a straight line).
-        image_a: VAE only: a picture whose latent replaces seed A.
-        image_b: VAE only: a picture whose latent replaces seed B.
-        label: the cGAN's class.
+        image_a: VAE and flow only: a picture whose latent (encoded, or the flow run backwards) replaces seed A.
+        image_b: VAE and flow only: a picture whose latent replaces seed B.
+        label: the class of cgan and flow (flow also takes "any class").
     """
     a = read_upload(image_a).image if image_a is not None else None
     b = read_upload(image_b).image if image_b is not None else None
@@ -71,12 +70,6 @@ def scrub(
     return to_uint8_list(lab.interpolate_at(model, seed_a, seed_b, position, method, a, b, label))[0]
 
 
-def label_visibility(model: str):
-    """Show the class picker for conditional models only."""
-    entry = MODELS.get(model)
-    return gr.update(visible=bool(entry and entry.conditional))
-
-
 def render(lab: Lab, store: OutputStore) -> None:
     """Lay out the Interpolate tab and wire its events."""
     generative = lab.generative()
@@ -89,7 +82,7 @@ def render(lab: Lab, store: OutputStore) -> None:
                 seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0)
             steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps", elem_id="interpolate-steps")
             method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
-            label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class", visible=False)
+            label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
             with gr.Accordion("Images as endpoints (VAE only; they replace the seeds)", open=False):
                 with gr.Row():
                     image_a = image_input("Image A")
@@ -119,7 +112,7 @@ def render(lab: Lab, store: OutputStore) -> None:
     run.click(handler, inputs, outputs, api_name="interpolate")
     steps.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
     method.change(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")
-    model.change(label_visibility, model, label, api_visibility="private")
+    model.change(label_visibility, [model, label], label, api_visibility="private")
     # Live: the picture follows the slider while it moves (only the newest position waits, never a backlog).
     scrub_inputs = [model, seed_a, seed_b, position, method, image_a, image_b, label]
     position.input(bind(scrub, lab), scrub_inputs, frame, **LIVE)

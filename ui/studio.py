@@ -16,9 +16,21 @@ from genmodels.preprocess import editor_image, painted_mask, prepare_mask
 from genmodels.registry import MODELS
 
 from . import texts
-from .components import LIVE, ImageEditor, Upload, bind, friendly, gray, image_input, read_upload, to_uint8_list
+from .components import (
+    CLASS_CHOICES,
+    LIVE,
+    ImageEditor,
+    Upload,
+    bind,
+    friendly,
+    gray,
+    image_input,
+    label_visibility,
+    read_upload,
+    to_uint8_list,
+)
 from .files import OutputStore
-from .interpolate import gif, label_visibility
+from .interpolate import gif
 
 PRINCIPAL_SLIDERS = 4
 EDITOR_ZOOM = 10  # the mask editor shows the 28x28 image at 280x280
@@ -33,13 +45,13 @@ def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
 def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None, progress=gr.Progress()):
     """Find the latent of your picture in a model: the picture next to the model's reconstruction of it.
 
-    The VAE encodes it; a GAN has no encoder, so its latent is found by gradient descent on the pixel
-    error from 16 seeded starts. The text gives the PSNR to the prepared picture and the time taken.
+    The VAE encodes it; flow runs its ODE backwards from the picture to the noise; a GAN has no encoder,
+    so its latent is found by gradient descent on the pixel error from 16 seeded starts. The text gives the PSNR to the prepared picture and the time taken.
 
     Args:
         image: the picture to invert.
-        model: the generative model (dcgan, vae or cgan).
-        label: the cGAN's class.
+        model: the generative model (dcgan, vae, cgan or flow).
+        label: the class of cgan and flow (flow also takes "any class").
     """
     prepared = read_upload(image).image
     result = lab.invert(model, prepared, label=label, progress=lambda f: progress(f, desc="Inverting"))
@@ -54,14 +66,38 @@ def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0], hi
     """Bring a random seed's latent into the studio and show its image.
 
     Args:
-        model: the generative model (dcgan, vae or cgan).
+        model: the generative model (dcgan, vae, cgan or flow).
         seed: the random seed.
-        label: the cGAN's class.
+        label: the class of cgan and flow (flow also takes "any class").
     """
     z = lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label)
     image = to_uint8_list(lab.decode(model, z[None], label))[0]
     state = studio_state(model, z, label, f"seed {int(seed)}")
     return (image, image), f"**Seed {int(seed)}** in {model}.", state, [*(history or []), (image, image)]
+
+
+@friendly
+def every_class(lab: Lab, model: str = "flow", seed: int = 0, image=None, label: str = CLASS_NAMES[0]):
+    """One latent through all ten class labels of a conditional model, side by side: what the latent
+    holds apart from the class (pose, shape, shade), e.g. a shirt's noise as a dress or a sneaker.
+
+    Returns a row of ten 28x28 images, T-shirt/top to Ankle boot.
+
+    Args:
+        model: a model with a class input (cgan or flow).
+        seed: random seed of the latent, used when no image is given.
+        image: optional picture whose latent to use instead (inverted under `label`).
+        label: the class the picture is inverted under (flow also takes "any class").
+    """
+    operand = read_upload(image).image if image is not None else check_int("Seed", seed, 0, MAX_APP_SEED)
+    return row(to_uint8_list(lab.every_class(model, lab.latent(model, operand, label))))
+
+
+def state_every_class(lab: Lab, state: dict | None):
+    """The studio's latent as every class, shown for conditional models (the page's row)."""
+    if not state or not MODELS[state["model"]].conditional:
+        return gr.update(visible=False)
+    return gr.update(value=row(to_uint8_list(lab.every_class(state["model"], state["z"]))), visible=True)
 
 
 @friendly
@@ -172,14 +208,14 @@ def arithmetic(
     Each operand is a random seed ("seed 3"), a class centroid ("Sneaker"), or an uploaded picture.
 
     Args:
-        model: the generative model (dcgan, vae or cgan).
+        model: the generative model (dcgan, vae, cgan or flow).
         a: operand A as text.
         b: operand B as text.
         c: operand C as text.
         image_a: a picture that replaces operand A.
         image_b: a picture that replaces operand B.
         image_c: a picture that replaces operand C.
-        label: the cGAN's class.
+        label: the class of cgan and flow (flow also takes "any class").
     """
     operands = [
         read_upload(image).image if image is not None else text
@@ -203,11 +239,11 @@ def keyframes(
     """A path through several latents (keyframes), as a strip of images and a GIF.
 
     Args:
-        model: the generative model (dcgan, vae or cgan).
+        model: the generative model (dcgan, vae, cgan or flow).
         keys: 2 to 8 keyframes, comma-separated: seeds ("seed 3"), class names ("Sneaker"), "image 1" ...
         steps: frames per segment, 2 to 32.
         method: slerp or lerp.
-        label: the cGAN's class.
+        label: the class of cgan and flow (flow also takes "any class").
         images: pictures that "image 1", "image 2" ... refer to.
     """
     frames = to_uint8_list(lab.keyframes(model, keys, steps, method, label, images=images))
@@ -267,7 +303,7 @@ def render(lab: Lab, store: OutputStore) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             model = gr.Dropdown(generative, value=generative[0] if generative else None, label="Model")
-            label = gr.Dropdown(list(CLASS_NAMES), value=CLASS_NAMES[0], label="Class (cGAN)", visible=False)
+            label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3)
                 use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
@@ -289,19 +325,32 @@ def render(lab: Lab, store: OutputStore) -> None:
                 label="Before / after", format="png", elem_id="studio-slider", elem_classes="enlarge"
             )
             info = gr.Markdown(elem_id="studio-info")
+            classes_row = gr.Image(
+                label="This latent as every class (T-shirt/top … Ankle boot)",
+                format="png",
+                elem_id="studio-classes",
+                elem_classes="enlarge",
+                visible=False,
+            )
             arithmetic_box = render_arithmetic()
             keyframe_box = render_keyframes()
             mask_box = render_mask_editor()
     base = gr.State(None)
     history = gr.State([])
 
-    model.change(label_visibility, model, label, api_visibility="private")
-    invert_button.click(
-        bind(invert, lab), [image, model, label, history], [slider, info, base, history], api_name="invert"
-    )
-    use_seed.click(
-        bind(studio_seed, lab), [model, seed, label, history], [slider, info, base, history], api_name="studio_seed"
-    )
+    model.change(label_visibility, [model, label], label, api_visibility="private")
+    brought_in = [
+        invert_button.click(
+            bind(invert, lab), [image, model, label, history], [slider, info, base, history], api_name="invert"
+        ),
+        use_seed.click(
+            bind(studio_seed, lab), [model, seed, label, history], [slider, info, base, history], api_name="studio_seed"
+        ),
+    ]
+    for event in brought_in:
+        event.success(bind(state_every_class, lab), base, classes_row, api_visibility="private")
+    every_api = gr.Button(visible=False)  # api_name="every_class" for gradio_client; the page shows the row
+    every_api.click(bind(every_class, lab), [model, seed, image, label], classes_row, api_name="every_class")
     apply.click(
         bind(move, lab),
         [model, seed, target, amount, keep, *principal, label, base, history],

@@ -28,6 +28,12 @@ both players, so you pick the class. The **VAE** decodes *z* drawn from a mixtur
 where its encoder places real images, which avoids the empty regions of its N(0, I) prior.
 **Truncation** (GANs) redraws latent components larger than the threshold and **temperature** (VAE)
 narrows the draw: both trade variety for cleaner, more typical images.
+**Flow** (flow matching, a diffusion model) learned the velocity *v(x<sub>t</sub>, t, y)* that carries
+noise to images along straight paths x<sub>t</sub> = (1 − t) x<sub>0</sub> + t ε; sampling starts from
+the seed's noise at t = 1 and follows that ODE to t = 0 in a few **steps** (more steps: closer to the
+exact path, slower). **Guidance** mixes the velocity with and without the class,
+v<sub>uncond</sub> + w (v<sub>class</sub> − v<sub>uncond</sub>): 0 ignores the class, 1 is the plain
+conditional model, larger values give more typical images of the class at some cost in variety.
 """
 
 ROUNDTRIP = """
@@ -43,7 +49,8 @@ INTERPOLATE = """
 high-dimensional Gaussian lie near a sphere of radius √d, so the straight line (**lerp**) passes
 through the low-probability inside where images wash out; **slerp** follows the sphere instead
 (Shoemake's spherical interpolation, as in the DCGAN and VAE literature). With the VAE an endpoint can
-also be your own image, encoded to its posterior mean.
+also be your own image, encoded to its posterior mean; with flow, your image's noise, found by running
+its ODE backwards.
 """
 
 EDIT = """
@@ -55,8 +62,10 @@ so edits it has never seen (an upside-down shoe) are pulled back towards the dat
 
 STUDIO = """
 **What you see.** Bring a latent into the studio (a seed, or **your own image**, inverted: the VAE
-encodes it; a GAN has no encoder, so *z* is found by gradient descent on the pixel error from 16
-seeded starts), then move it. **Class directions** point from the average latent to where the
+encodes it; flow runs its ODE backwards from the image to its noise; a GAN has no encoder, so *z* is
+found by gradient descent on the pixel error from 16 seeded starts), then move it. With a class input
+(cGAN, flow) the row **as every class** shows the same latent under all ten labels: what the latent
+holds apart from the class. **Class directions** point from the average latent to where the
 classifier (GANs, on generated samples) or the labels (VAE, on training images) put a class; list
 classes to **keep fixed** and the direction is made orthogonal to theirs (InterFaceGAN's conditional
 manipulation). **Principal directions** are the main axes of variation (GANSpace: PCA of the GAN's

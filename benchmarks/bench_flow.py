@@ -1,0 +1,73 @@
+"""The flow model's sampling settings: FIDc, recall and class match against ODE steps and guidance.
+
+    python -m benchmarks.bench_flow                                # 2,000 samples per setting
+    python -m benchmarks.bench_flow --num 10000 --steps 4 8 16 32 --guidance 1.5
+    python -m benchmarks.bench_flow --checkpoint runs/flow/checkpoint
+
+Every setting draws the same class-conditional set (seed i, class i mod 10) and is scored like
+`python -m genmodels evaluate` (our classifier's features, the 10,000 test images as reference), next
+to the DCGAN at the same number of samples: FID falls as the number of samples grows, so only sets
+of the same size compare. Also the backend time for 16 images (one request's worth) per setting, on
+the threads torch has here. The default steps and guidance in the flow's config come from this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from genmodels.data import load_fashion_mnist, to_tensor
+from genmodels.evaluate import generate_set, score
+from genmodels.metrics import classifier_outputs
+from genmodels.registry import MODELS, load_model
+
+
+def time_16(model: torch.nn.Module, repeats: int = 3, **settings) -> float:
+    """Median seconds for 16 images of one class at `settings`."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.sample(16, seed=0, label=7, **settings)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num", type=int, default=2000, help="samples per setting")
+    parser.add_argument("--steps", type=int, nargs="+", default=[4, 6, 8, 12, 16], help="ODE steps to try")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5, 2.0], help="guidance weights to try")
+    parser.add_argument("--checkpoint", default=None, help="flow checkpoint folder (default: the bundled one)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    classifier = load_model("classifier", args.device)
+    reference, _ = classifier_outputs(classifier, to_tensor(load_fashion_mnist("test").images))
+    flow = load_model("flow", args.device, args.checkpoint)
+    default_steps, default_guidance = flow.config.steps, flow.config.guidance
+    print(f"{args.num} samples per row; flow defaults: {default_steps} steps, guidance {default_guidance:g}\n")
+    print("| model | steps | guidance | FIDc ↓ | recall ↑ | precision ↑ | class match | worst class | 16 images (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    dcgan = load_model("dcgan", args.device)
+    images, _ = generate_set(dcgan, args.num, MODELS["dcgan"].conditional)
+    row = score(classifier, reference, images)
+    print(f"| dcgan | | | {row['fidc']:.2f} | {row['recall']:.3f} | {row['precision']:.3f} | | | |", flush=True)
+
+    settings = [(steps, default_guidance) for steps in args.steps]
+    settings += [(default_steps, guidance) for guidance in args.guidance if guidance != default_guidance]
+    for steps, guidance in settings:
+        images, labels = generate_set(flow, args.num, True, steps=steps, guidance=guidance)
+        row = score(classifier, reference, images, labels)
+        seconds = time_16(flow, steps=steps, guidance=guidance)
+        print(
+            f"| flow | {steps} | {guidance:g} | {row['fidc']:.2f} | {row['recall']:.3f} | {row['precision']:.3f} | "
+            f"{row['class_match']:.1%} | {row['class_match_min']:.1%} | {seconds:.2f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
