@@ -135,8 +135,10 @@ def test_settings_round_trip_through_json(client):
         "truncation": 0.5,
         "temperature": 1.0,
         "label": "Bag",
+        "steps": 8,
+        "guidance": 1.5,
     }
-    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag"]
+    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag", 8, 1.5]
     with pytest.raises(AppError, match="Unknown setting"):
         client.predict(text='{"seeed": 1}', api_name="/load_settings")
 
