@@ -64,7 +64,9 @@ def generate(
     comparison = []
     if compare:
         for name in lab.generative():
-            if label in class_choices(name) or not MODELS[name].conditional or name == model:
+            if name == model:  # already drawn above (for flow, a whole ODE run saved)
+                comparison.append((tiles, name))
+            elif label in class_choices(name) or not MODELS[name].conditional:
                 comparison.append((grid(lab.generate(name, seed, num, *knobs)), name))
     return tiles, store.save(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
 
