@@ -27,7 +27,9 @@ TINY_CONFIGS = {
     "dcgan": DCGANConfig(latent_dim=8, gen_width=8, disc_width=8),
     "vae": VAEConfig(latent_dim=4, width=4, hidden_dim=16),
     "cgan": CGANConfig(latent_dim=8, embed_dim=4, gen_width=8, disc_width=8),
-    "flow": FlowConfig(channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2),
+    "flow": FlowConfig(
+        channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2, guidance=1.5, guidance_below=1.0
+    ),
     "classifier": ClassifierConfig(width=4, feature_dim=16),
 }
 

@@ -67,8 +67,8 @@ def test_generate_conditional_with_a_class(client):
 def test_generate_flow_with_steps_and_guidance(client):
     grid, *_ = client.predict(model="flow", seed=0, num=16, label="Sneaker", api_name="/generate")
     first = assert_picture(grid, (122, 122))
-    again = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=8, guidance=1.5, api_name="/generate")
-    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's: 8 steps, guidance 1.5"
+    again = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=6, guidance=4, api_name="/generate")
+    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's: 6 steps, guidance 4"
     fewer = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=4, api_name="/generate")[0]
     anything = client.predict(model="flow", seed=0, num=16, label="any class", api_name="/generate")[0]
     assert len({first.tobytes(), pixels(fewer).tobytes(), pixels(anything).tobytes()}) == 3
@@ -135,10 +135,10 @@ def test_settings_round_trip_through_json(client):
         "truncation": 0.5,
         "temperature": 1.0,
         "label": "Bag",
-        "steps": 8,
-        "guidance": 1.5,
+        "steps": 6,
+        "guidance": 4.0,
     }
-    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag", 8, 1.5]
+    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag", 6, 4.0]
     with pytest.raises(AppError, match="Unknown setting"):
         client.predict(text='{"seeed": 1}', api_name="/load_settings")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -91,6 +92,35 @@ def test_guidance_combines_one_batched_pass_like_two_separate_ones():
         assert torch.equal(model.velocity(x, 0.4, labels, 1.0), conditional)
         assert torch.equal(model.velocity(x, 0.4, labels, 0.0), unconditional)
         assert not torch.allclose(conditional, unconditional), "the label changes the velocity"
+
+
+def test_guidance_acts_only_on_its_interval_of_the_path():
+    """6 Heun steps from t = 1 evaluate at 1, 5/6, 5/6, 4/6, 4/6, 3/6, 3/6, 2/6, 2/6, 1/6 and (the last,
+    Euler step) 1/6 again. With guidance_below 0.4 only the four evaluations at t <= 0.4 (2/6 and 1/6)
+    pass conditional and unconditional halves, batch 2B; the other seven pass the condition alone, B.
+    Guidance 0 (no class) stays unconditional on the whole path."""
+    calls = []
+
+    class Recording(GaussianFlow):
+        def forward(self, x, t, labels):
+            calls.append((round(t[0].item() * 6), len(x), int((labels == self.null_label).sum())))
+            return super().forward(x, t, labels)
+
+    model = Recording(dataclasses.replace(TINY, guidance_below=0.4)).eval()
+    model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
+    assert calls == [(6, 3, 0), (5, 3, 0), (5, 3, 0), (4, 3, 0), (4, 3, 0), (3, 3, 0), (3, 3, 0)] + [
+        (2, 6, 3),
+        (2, 6, 3),
+        (1, 6, 3),
+        (1, 6, 3),
+    ]
+    calls.clear()
+    model.sample(3, seed=0, label="Shirt", steps=6, guidance=0.0)
+    assert [(batch, unconditional) for _, batch, unconditional in calls] == [(3, 3)] * 11
+    calls.clear()
+    model.config.guidance_below = 1.0  # the whole path
+    model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
+    assert [batch for _, batch, _ in calls] == [6] * 11
 
 
 def test_sampling_is_deterministic_and_checks_its_settings():

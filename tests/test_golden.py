@@ -30,7 +30,7 @@ MODEL_OUTPUTS = {
     "vae sample(16, seed=0, temperature=1)": "6c5451e01d2d1646b33063a94b31398cd74a2c238610421899adbe5b0ddc5cba",
     "vae reconstruct(example 0)": "59b689147320b32afd9cfa590949eb29813c5c05a3488a5f50a323170144b4c1",
     "classifier argmax(dcgan 64)": "f8e4a404e28b920b11fbea2ec1a33218d11a87027a00ed0534cfac2628ee0fa1",
-    "flow sample(16, seed=0, label=Sneaker)": "c9157eaf81b8f1656e3ee64a37ff5622bbfd73654554574fbc79b444496bfaa1",
+    "flow sample(16, seed=0, label=Sneaker)": "c3305c872dd684cb51a479e7435ba530820385f23a69e4164281a8ac11ab65a2",
     "flow sample(16, seed=0, no class, steps=4, guidance=1)": (
         "f6a8e9faa285783012c0483d92877d7d677c6f621a440c0473a13690a9357ebb"
     ),

@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--sample-guidance", type=float, default=FlowConfig.guidance, help="the checkpoint's default guidance"
     )
+    parser.add_argument(
+        "--sample-guidance-below",
+        type=float,
+        default=FlowConfig.guidance_below,
+        help="guidance above 1 acts only where t <= this (1 = the whole path)",
+    )
     args = parser.parse_args(argv)
 
     # 1. Model, its moving average and optimiser.
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         label_dropout=args.label_dropout,
         steps=args.sample_steps,
         guidance=args.sample_guidance,
+        guidance_below=args.sample_guidance_below,
     )
     model = FlowModel(config)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))

@@ -57,7 +57,8 @@ def generate(
         compare: also return the same seeds through every model.
         label: the class the cGAN and flow draw (T-shirt/top, Trouser, ..., Ankle boot; "any class" for flow alone).
         steps: flow only: ODE steps from noise to image (1 to 50); more is slower and closer to the exact path.
-        guidance: flow only: classifier-free guidance (0 = ignore the class, 1 = plain conditional, up to 5).
+        guidance: flow only: classifier-free guidance (0 = ignore the class, 1 = plain conditional, up to 5),
+            above 1 applied on the least noisy part of the path only (t <= 0.4).
     """
     knobs = (truncation, temperature, label, steps, guidance)
     tiles = grid(lab.generate(model, seed, num, *knobs))

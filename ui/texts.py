@@ -33,7 +33,8 @@ noise to images along straight paths x<sub>t</sub> = (1 − t) x<sub>0</sub> + t
 the seed's noise at t = 1 and follows that ODE to t = 0 in a few **steps** (more steps: closer to the
 exact path, slower). **Guidance** mixes the velocity with and without the class,
 v<sub>uncond</sub> + w (v<sub>class</sub> − v<sub>uncond</sub>): 0 ignores the class, 1 is the plain
-conditional model, larger values give more typical images of the class at some cost in variety.
+conditional model, larger values give more typical images of the class at some cost in variety. Values
+above 1 act only on the last, least noisy part of the path (t ≤ 0.4); before that the class alone steers.
 """
 
 ROUNDTRIP = """
