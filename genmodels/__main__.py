@@ -3,6 +3,7 @@
 python -m genmodels sample --model dcgan --num 64 --seed 0 --out grid.png
 python -m genmodels sample --model vae --num 16 --seed 3 --temperature 0.8 --out z.npy
 python -m genmodels sample --model cgan --label Sneaker --num 64 --seed 0 --out sneakers.png
+python -m genmodels sample --model flow --label Bag --steps 12 --guidance 3 --out bags.png
 python -m genmodels evaluate [--models dcgan vae] [--num 10000] [--json]
 python -m genmodels push --model dcgan --repo OWNER/NAME [--checkpoint FOLDER] [--private]
 python -m genmodels models
@@ -26,11 +27,15 @@ from .registry import MODELS, generative_names, get_entry, load_model
 def _sample(args: argparse.Namespace) -> None:
     """Draw images from a generative model and save them as a PNG grid or a .npy array."""
     entry = get_entry(args.model)
-    knobs = {"truncation": args.truncation, "temperature": args.temperature}
+    knobs = {"truncation": args.truncation, "temperature": args.temperature, "guidance": args.guidance}
     kwargs = {name: value for name, value in knobs.items() if value is not None}
     for name in kwargs:
         if name != entry.sample_knob:
             raise ValueError(f"--{name} does not apply to {entry.name}; it takes --{entry.sample_knob}.")
+    if args.steps is not None:
+        if not entry.ode:
+            raise ValueError(f"--steps applies to the flow model only; {entry.name} draws in one pass.")
+        kwargs["steps"] = args.steps
     if entry.conditional:
         kwargs["label"] = class_index(args.label if args.label is not None else 0)
     elif args.label is not None:
@@ -96,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output path: .png (grid) or .npy (uint8, N x 28 x 28)")
     sample.add_argument("--truncation", type=float, default=None, help="GAN: redraw |z| above this value")
     sample.add_argument("--temperature", type=float, default=None, help="VAE: scale prior draws (default 1)")
+    sample.add_argument("--steps", type=int, default=None, help="flow: ODE steps (default: the checkpoint's)")
+    sample.add_argument(
+        "--guidance", type=float, default=None, help="flow: classifier-free guidance (default: the checkpoint's)"
+    )
     sample.add_argument("--label", default=None, help="conditional models: class index 0-9 or name, e.g. Sneaker")
     sample.add_argument("--device", default="cpu", choices=DEVICE_CHOICES, help="where to run the model")
     sample.add_argument("--checkpoint", default=None, help="checkpoint folder instead of the bundled one")
