@@ -116,11 +116,11 @@ def evaluate(
     classifier = load_model("classifier", device)
     test = load_fashion_mnist("test", data_dir)
     test_x = to_tensor(test.images)
-    reference, _ = classifier_outputs(classifier, test_x)
+    reference, probabilities = classifier_outputs(classifier, test_x)  # one pass gives features and accuracy
     report: dict[str, Any] = {
         "num": num,
         "reference": f"{len(test_x)} test images",
-        "classifier_accuracy": round(accuracy(classifier, test_x, test.labels), 4),
+        "classifier_accuracy": round((probabilities.argmax(dim=1) == test.labels).double().mean().item(), 4),
         "rows": {},
     }
 
