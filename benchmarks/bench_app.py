@@ -6,7 +6,7 @@
 Prints a Markdown table: median and 95th percentile round trip per endpoint, its ratio to the
 no-op endpoint measured in the same run, and the backend-only times of a 64-image DCGAN batch and of
 16 flow images at the checkpoint's default steps and guidance (the flow target: 16 images within 1 s
-through /generate). The server computes with the threads `python app.py` uses (`--threads`' default).
+through /generate; flow's /invert of one image within 1 s). The server computes with the threads `python app.py` uses (`--threads`' default).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gradio_client import handle_file
 
 import app
 from benchmarks.bench_load import local_client
-from genmodels.data import EXAMPLES_DIR
+from genmodels.data import CLASS_NAMES, EXAMPLES_DIR
 from ui.serving import default_threads
 
 
@@ -67,13 +67,17 @@ def main() -> None:
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
     )
     client = local_client(f"http://127.0.0.1:{port}/")
-    example = handle_file(str(sorted(EXAMPLES_DIR.glob("*.png"))[0]))
+    example_path = sorted(EXAMPLES_DIR.glob("*.png"))[0]  # test_NNNNN_<class>.png
+    example, example_class = handle_file(str(example_path)), int(example_path.stem.rsplit("_", 1)[1])
     endpoints = {
         "ping (no-op)": lambda: client.predict(api_name="/ping"),
         "generate dcgan x16": lambda: client.predict(model="dcgan", seed=0, num=16, api_name="/generate"),
         "generate vae x16": lambda: client.predict(model="vae", seed=0, num=16, api_name="/generate"),
         "generate flow x16 (defaults)": lambda: client.predict(
             model="flow", seed=0, num=16, label="Sneaker", api_name="/generate"
+        ),
+        "invert flow (the example, its class)": lambda: client.predict(
+            image=example, model="flow", label=CLASS_NAMES[example_class], api_name="/invert"
         ),
         "roundtrip": lambda: client.predict(image=example, api_name="/roundtrip"),
         "interpolate x8": lambda: client.predict(model="dcgan", seed_a=0, seed_b=1, steps=8, api_name="/interpolate"),

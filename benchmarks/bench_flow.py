@@ -23,7 +23,7 @@ import torch
 
 from genmodels.data import load_fashion_mnist, to_tensor
 from genmodels.evaluate import generate_set, score
-from genmodels.metrics import classifier_outputs
+from genmodels.metrics import classifier_outputs, kth_neighbour_distance
 from genmodels.registry import MODELS, load_model
 
 
@@ -50,6 +50,7 @@ def main() -> None:
 
     classifier = load_model("classifier", args.device)
     reference, _ = classifier_outputs(classifier, to_tensor(load_fashion_mnist("test").images))
+    radii = kth_neighbour_distance(reference)
     flow = load_model("flow", args.device, args.checkpoint)
     config = flow.config
     defaults = (config.steps, config.guidance, config.guidance_below)
@@ -63,7 +64,7 @@ def main() -> None:
 
     dcgan = load_model("dcgan", args.device)
     images, _ = generate_set(dcgan, args.num, MODELS["dcgan"].conditional)
-    row = score(classifier, reference, images)
+    row = score(classifier, reference, images, reference_radii=radii)
     print(f"| dcgan | | | | {row['fidc']:.2f} | {row['recall']:.3f} | {row['precision']:.3f} | | | |", flush=True)
 
     settings = [(steps, defaults[1], defaults[2]) for steps in args.steps]
@@ -73,7 +74,7 @@ def main() -> None:
     for steps, guidance, below in settings:
         config.guidance_below = below
         images, labels = generate_set(flow, args.num, True, steps=steps, guidance=guidance)
-        row = score(classifier, reference, images, labels)
+        row = score(classifier, reference, images, labels, radii)
         torch.set_num_threads(args.threads or threads)
         seconds = time_16(flow, steps=steps, guidance=guidance)
         torch.set_num_threads(threads)

@@ -22,6 +22,7 @@ from .metrics import (
     fid,
     inception_score,
     kid,
+    kth_neighbour_distance,
     precision_recall,
     psnr,
 )
@@ -52,15 +53,20 @@ def generate_set(
 
 
 def score(
-    classifier: torch.nn.Module, reference: torch.Tensor, images: torch.Tensor, labels: torch.Tensor | None = None
+    classifier: torch.nn.Module,
+    reference: torch.Tensor,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    reference_radii: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All sample-quality metrics of `images` against the reference features (N, D).
 
     With `labels` (a conditional model's asked classes), also the share classified as asked.
+    `reference_radii` (kth_neighbour_distance(reference)) saves recomputing them for every set.
     """
     features, probabilities = classifier_outputs(classifier, images)
     kid_mean, kid_std = kid(reference, features)
-    precision, recall = precision_recall(reference, features)
+    precision, recall = precision_recall(reference, features, real_radii=reference_radii)
     is_mean, is_std = inception_score(probabilities)
     extra = {}
     if labels is not None:
@@ -117,6 +123,7 @@ def evaluate(
     test = load_fashion_mnist("test", data_dir)
     test_x = to_tensor(test.images)
     reference, probabilities = classifier_outputs(classifier, test_x)  # one pass gives features and accuracy
+    radii = kth_neighbour_distance(reference)  # the real manifold, shared by every row
     report: dict[str, Any] = {
         "num": num,
         "reference": f"{len(test_x)} test images",
@@ -126,15 +133,17 @@ def evaluate(
 
     # 2. The floor (real training images) and the ceiling (uniform noise).
     train = load_fashion_mnist("train", data_dir)
-    report["rows"]["floor: train images"] = score(classifier, reference, to_tensor(train.images[:num]))
+    report["rows"]["floor: train images"] = score(
+        classifier, reference, to_tensor(train.images[:num]), reference_radii=radii
+    )
     noise = torch.rand(num, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    report["rows"]["ceiling: uniform noise"] = score(classifier, reference, noise)
+    report["rows"]["ceiling: uniform noise"] = score(classifier, reference, noise, reference_radii=radii)
 
     # 3. Every generative model, and the VAE's reconstructions.
     for label, (family, folder) in sets.items():
         model = load_model(family, device, folder)
         images, labels = generate_set(model, num, MODELS[family].conditional)
-        report["rows"][label] = score(classifier, reference, images, labels)
+        report["rows"][label] = score(classifier, reference, images, labels, radii)
         if MODELS[family].encoder:
             report[f"{label}_reconstruction_psnr_db"] = vae_psnr(model, test_x)
     report["seconds"] = round(time.perf_counter() - started, 1)

@@ -76,23 +76,27 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: 
     return float(mean), float(std)
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 2048) -> tuple[float, float]:
+def precision_recall(
+    real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 2048, real_radii: torch.Tensor | None = None
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) with k-nearest-neighbour manifolds.
 
     Precision: the share of fake samples inside the real manifold (the union of balls around each
     real sample reaching its k-th nearest real neighbour). Recall: the share of real samples inside
-    the fake manifold.
+    the fake manifold. `real_radii`: kth_neighbour_distance(real, k), when scoring many sets
+    against the same real features.
     """
     _check_features(real, fake)
     real, fake = real.float(), fake.float()
-    real_radii = _kth_neighbour_distance(real, k, chunk)
-    fake_radii = _kth_neighbour_distance(fake, k, chunk)
+    if real_radii is None:
+        real_radii = kth_neighbour_distance(real, k, chunk)
+    fake_radii = kth_neighbour_distance(fake, k, chunk)
     precision = _inside_manifold(fake, real, real_radii, chunk).float().mean().item()
     recall = _inside_manifold(real, fake, fake_radii, chunk).float().mean().item()
     return precision, recall
 
 
-def _kth_neighbour_distance(points: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+def kth_neighbour_distance(points: torch.Tensor, k: int = 3, chunk: int = 2048) -> torch.Tensor:
     """Distance from each point to its k-th nearest other point of the same set, (N,)."""
     radii = []
     for start in range(0, len(points), chunk):

@@ -17,6 +17,7 @@ from genmodels.metrics import (
     fid,
     inception_score,
     kid,
+    kth_neighbour_distance,
     precision_recall,
     psnr,
 )
@@ -54,6 +55,7 @@ def test_kid_and_precision_recall_separate_shifted_sets():
     collapsed = gaussian(2000, 8, std=0.3, seed=6)
     precision, recall = precision_recall(real, collapsed)
     assert precision > 0.9 and recall < 0.5
+    assert precision_recall(real, collapsed, real_radii=kth_neighbour_distance(real)) == (precision, recall)
 
 
 def test_inception_score_bounds():
