@@ -14,8 +14,9 @@ unconditional towards the conditional velocity, v = v_u + w (v_c - v_u), both fr
 forward pass. A weight above 1 acts only on the less noisy part of the path, t <= `guidance_below`
 (Kynkaanniemi et al. 2024, "guidance in a limited interval"), and elsewhere is 1, the conditional
 velocity alone, at half the cost: guiding the noisiest steps mostly pushes every sample of a class
-towards one prototype. Weights up to 1 (mixing in less of the class) act on the whole path. The latent of this family is the starting noise (B, 784): seeds, slerp and latent
-arithmetic apply to it as to a GAN's z, and integrating backwards from an image gives its latent.
+towards one prototype. Weights up to 1 (mixing in less of the class) act on the whole path.
+The latent of this family is the starting noise (B, 784): seeds, slerp and latent arithmetic apply
+to it as to a GAN's z, and integrating backwards from an image gives its latent.
 
 The velocity network is a small U-Net (Ronneberger et al. 2015, as in DDPM): residual blocks whose
 normalisation is scaled and shifted by the time and class embedding, self-attention at 7x7.
