@@ -23,7 +23,7 @@ normalisation is scaled and shifted by the time and class embedding, self-attent
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +38,17 @@ IMAGE_SHAPE = (1, 28, 28)
 MAX_SAMPLING_STEPS = 50  # ODE steps per sample (two network evaluations each)
 MAX_GUIDANCE = 5.0
 INVERSION_ITERATIONS = 3  # fixed-point iterations that undo sampling's last step when inverting
+INPAINT_STEPS = 12  # ODE steps of inpainting (one image: cheap, and the two parts need steps to agree)
+INPAINT_RESAMPLE = 2  # RePaint's resampling: each step redone this many more times after noising back
+MAX_RESAMPLE = 10
+REALIZE_STRENGTH = 0.5  # SDEdit's default t0 (python -m benchmarks.bench_realize)
+
+
+def check_strength(strength: float) -> float:
+    """SDEdit's strength as a float in [0, 1] (the time the image is noised to), or a ValueError."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"Strength must be a number between 0 and 1, got {strength!r}.")
+    return float(strength)
 
 
 @dataclass
@@ -211,45 +222,49 @@ class FlowModel(
         v_conditional, v_unconditional = both.chunk(2)
         return v_unconditional + guidance * (v_conditional - v_unconditional)
 
-    def integrate(
-        self,
-        x: torch.Tensor,
-        labels: torch.Tensor,
-        steps: int,
-        guidance: float,
-        start: float = 1.0,
-        end: float = 0.0,
-        callback: Callable[[int, float, torch.Tensor, torch.Tensor], None] | None = None,
-    ) -> torch.Tensor:
-        """Heun's method for dx/dt = v(x, t) from t = start to t = end in `steps` equal steps.
+    def step(
+        self, x: torch.Tensor, t: float, t_next: float, labels: torch.Tensor, guidance: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One solver step of dx/dt = v(x, t) from t to t_next: (x at t_next, the clean image predicted at t).
+
+        Heun's method, except the last step into the image (Euler's) and the first step out of it
+        when inverting; the prediction is x_0 = x_t - t v, exact on the straight path when v is the
+        true velocity.
+        """
+        dt = t_next - t
+        if t == 0.0:
+            # Inverting: undo sampling's last (Euler) step, i.e. find y with y - t_next v(y, t_next) = x,
+            # by fixed-point iteration from y = x, so the network is not asked about t = 0 here either.
+            y = x
+            for _ in range(INVERSION_ITERATIONS):
+                y = x + dt * self.velocity(y, t_next, labels, guidance)
+            return y, x
+        v = self.velocity(x, t, labels, guidance)
+        if t_next == 0.0:
+            # The last step into the image is Euler's, x_0 = x_t - t v (as in EDM): the velocity at
+            # t = 0 exactly would be the noise of a clean image, which the network cannot know
+            # (logit-normal training almost never shows it t near 0), and its guess adds speckle.
+            return x + dt * v, x - t * v
+        return x + dt * 0.5 * (v + self.velocity(x + dt * v, t_next, labels, guidance)), x - t * v  # trapezoid
+
+    def path(
+        self, x: torch.Tensor, labels: torch.Tensor, steps: int, guidance: float, start: float = 1.0, end: float = 0.0
+    ) -> Iterator[tuple[float, torch.Tensor, torch.Tensor]]:
+        """The ODE from t = start to t = end in `steps` equal steps, one (t, x_t, predicted x_0) per step.
 
         start 1 -> end 0 samples (noise to image); start 0 -> end 1 inverts (image to noise).
-        `callback(step, t, x_t, predicted_x0)` is called after each step, for watching the path.
         """
         times = torch.linspace(start, end, steps + 1).tolist()
-        for i, (t, t_next) in enumerate(zip(times, times[1:])):
-            dt = t_next - t
-            if t == 0.0:
-                # Inverting: undo sampling's last (Euler) step, i.e. find y with y - t_next v(y, t_next) = x,
-                # by fixed-point iteration from y = x, so the network is not asked about t = 0 here either.
-                y = x
-                for _ in range(INVERSION_ITERATIONS):
-                    y = x + dt * self.velocity(y, t_next, labels, guidance)
-                x = y
-                if callback is not None:
-                    callback(i + 1, t_next, x, x - t_next * self.velocity(x, t_next, labels, guidance))
-                continue
-            v = self.velocity(x, t, labels, guidance)
-            if t_next == 0.0:
-                # The last step into the image is Euler's, x_0 = x_t - t v (as in EDM): the velocity at
-                # t = 0 exactly would be the noise of a clean image, which the network cannot know
-                # (logit-normal training almost never shows it t near 0), and its guess adds speckle.
-                x = x + dt * v
-            else:
-                x = x + dt * 0.5 * (v + self.velocity(x + dt * v, t_next, labels, guidance))  # Heun: trapezoid
-            if callback is not None:
-                # The straight path gives x_0 = x_t - t v (exact when v is the true velocity).
-                callback(i + 1, t_next, x, x - t_next * v)
+        for t, t_next in zip(times, times[1:]):
+            x, predicted = self.step(x, t, t_next, labels, guidance)
+            yield t_next, x, predicted
+
+    def integrate(
+        self, x: torch.Tensor, labels: torch.Tensor, steps: int, guidance: float, start: float = 1.0, end: float = 0.0
+    ) -> torch.Tensor:
+        """x at t = end: the last point of `path`."""
+        for _, x, _ in self.path(x, labels, steps, guidance, start, end):
+            pass
         return x
 
     def check_settings(self, steps: int | None, guidance: float | None) -> tuple[int, float]:
@@ -270,13 +285,12 @@ class FlowModel(
         label: int | str | torch.Tensor | None = None,
         steps: int | None = None,
         guidance: float | None = None,
-        callback: Callable[[int, float, torch.Tensor, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Noise latents (B, 784) -> images (B, 1, 28, 28) in [-1, 1], of class `label` (None: any class)."""
         steps, guidance = self.check_settings(steps, guidance)
         x = z.reshape(len(z), *IMAGE_SHAPE).float()
         labels = self.labels_for(len(z), label, x.device)
-        return self.integrate(x, labels, steps, guidance, callback=callback).clamp(-1, 1)
+        return self.integrate(x, labels, steps, guidance).clamp(-1, 1)
 
     @torch.inference_mode()
     def encode(
@@ -307,6 +321,89 @@ class FlowModel(
         """`num` images (num, 1, 28, 28) from seeds seed..seed+num-1, noise drawn on the CPU."""
         device = next(self.parameters()).device
         return self.decode(seed_to_z(seed, num, self.latent_dim, device=device), label, steps, guidance)
+
+    # --- editing: SDEdit and RePaint ----------------------------------------------------------
+
+    def noised(self, x: torch.Tensor, strength: float, noise: torch.Tensor) -> torch.Tensor:
+        """SDEdit's start: images x (B, 1, 28, 28) moved to t = strength along their straight paths to
+        `noise` (B, 784), x_t = (1 - t) x + t e, a point the sampler would pass through."""
+        strength = check_strength(strength)
+        return (1 - strength) * x.float() + strength * noise.reshape(x.shape).to(x.device, torch.float32)
+
+    def realize_steps(self, strength: float, steps: int) -> int:
+        """ODE steps from t = strength to 0 at the step size of `steps` from 1 to 0 (at least one)."""
+        return max(1, math.ceil(check_strength(strength) * steps - 1e-9))
+
+    @torch.inference_mode()
+    def realize(
+        self,
+        x: torch.Tensor,
+        strength: float,
+        noise: torch.Tensor,
+        label: int | str | torch.Tensor | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
+        """Rough images x (B, 1, 28, 28) in [-1, 1] made realistic: SDEdit (Meng et al. 2021).
+
+        Each image is noised to t = strength (`noised`) and the ODE integrated from there to t = 0,
+        so what the noise hides the model redraws: at a low strength only details change, at 1 the
+        input is forgotten and the result is the sample of `noise`; at 0 it is x itself.
+        """
+        steps, guidance = self.check_settings(steps, guidance)
+        if check_strength(strength) == 0.0:
+            return x.float().clamp(-1, 1)
+        labels = self.labels_for(len(x), label, x.device)
+        x_t = self.noised(x, strength, noise)
+        return self.integrate(x_t, labels, self.realize_steps(strength, steps), guidance, start=strength).clamp(-1, 1)
+
+    @torch.inference_mode()
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        noise: torch.Tensor,
+        label: int | str | torch.Tensor | None = None,
+        steps: int = INPAINT_STEPS,
+        guidance: float | None = None,
+        resample: int = INPAINT_RESAMPLE,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images x (B, 1, 28, 28) with the pixels outside `keep` (1 = keep, 0 = redraw) regenerated.
+
+        RePaint (Lugmayr et al. 2022) on the flow's ODE: sampling from `noise`, the kept pixels are
+        put back before every step where the straight path from x puts them at that time,
+        (1 - t) x + t e, so the model redraws the rest around them. `resample` times per step the
+        result is noised back to the step's start (the forward path, fresh noise from `generator`,
+        drawn on the CPU) and the step done again, which lets the two parts agree. Returns the result,
+        x's pixels exactly where `keep` is 1, and the model's own image at t = 0 (before the kept pixels
+        are put back: how well it fits them).
+        """
+        steps, guidance = self.check_settings(steps, guidance)
+        if isinstance(resample, bool) or not isinstance(resample, int) or not 0 <= resample <= MAX_RESAMPLE:
+            raise ValueError(f"Resample must be a whole number between 0 and {MAX_RESAMPLE}, got {resample!r}.")
+        x = x.float()
+        keep = keep.to(x.device, torch.float32).expand_as(x)
+        noise = noise.reshape(x.shape).to(x.device, torch.float32)
+        labels = self.labels_for(len(x), label, x.device)
+        x_t = noise
+        times = torch.linspace(1.0, 0.0, steps + 1).tolist()
+        for t, t_next in zip(times, times[1:]):
+            # Not the first step (from t = 1 a resample is all fresh noise), nor the last, Euler's, whose
+            # x_0 = x_t - t v is the mean of the images x_t may come from, a little too smooth to noise again.
+            rounds = resample + 1 if 0.0 < t_next < t < 1.0 else 1
+            for round_ in range(rounds):
+                x_t = keep * ((1 - t) * x + t * noise) + (1 - keep) * x_t
+                x_next, _ = self.step(x_t, t, t_next, labels, guidance)
+                if round_ < rounds - 1:
+                    # Back from t_next to t: x_t = a x_next + sigma e' has the path's mean and variance.
+                    a = (1 - t) / (1 - t_next)
+                    sigma = math.sqrt(max(t**2 - (a * t_next) ** 2, 0.0))
+                    fresh = torch.randn(x.shape, generator=generator).to(x.device)
+                    x_t = a * x_next + sigma * fresh
+            x_t = x_next
+        x_t = x_t.clamp(-1, 1)
+        return keep * x + (1 - keep) * x_t, x_t
 
     # --- training ------------------------------------------------------------------------------
 

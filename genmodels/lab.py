@@ -11,6 +11,8 @@ import logging
 import math
 import re
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 from .data import CLASS_NAMES, class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
-from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
+from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
@@ -38,6 +40,7 @@ from .studio import (
     generated_latents,
     invert,
     invert_ode,
+    masked_psnr,
     move,
     orthogonalise,
     pca,
@@ -339,26 +342,118 @@ class Lab:
         `mask` (28, 28), true where the pixels are to be matched, for masked regeneration.
         """
         net = self.model(model)
+        weights = None if mask is None else mask_weights(mask)
         if MODELS[model].ode:
             if mask is not None:
-                raise ValueError(f"Masked regeneration works with the GANs and the VAE, not {model!r} yet.")
+                raise ValueError(f"{model} does not invert under a mask; regenerate with `inpaint`.")
             return invert_ode(net, to_tensor(image)[0], self.label(model, label))
-        weights = None
-        if mask is not None:
-            if mask.shape != (28, 28) or not mask.any():
-                raise ValueError("The mask must be 28x28 and leave some pixels to match.")
-            weights = torch.from_numpy(mask.astype(np.float32))[None]
         has_encoder, label = MODELS[model].encoder, self.label(model, label)
         return invert(net, to_tensor(image)[0], has_encoder=has_encoder, label=label, mask=weights, progress=progress)
 
     def inpaint(
-        self, model: str, image: np.ndarray, regenerate: np.ndarray, label: int | str = 0, progress=None
+        self,
+        model: str,
+        image: np.ndarray,
+        regenerate: np.ndarray,
+        label: int | str = 0,
+        progress=None,
+        seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray, Inversion]:
         """Redraw the `regenerate` pixels (28, 28) bool of a prepared image, consistently with the rest:
-        invert matching only the other pixels. Returns (blended image, the model's full image, inversion)."""
-        result = self.invert(model, image, mask=~regenerate, label=label, progress=progress)
+        a GAN or the VAE inverts matching only the other pixels; the flow samples from seed `seed`'s
+        noise with the other pixels held on their path (RePaint). Returns (blended image, the model's
+        full image, the result with its PSNR on the kept pixels)."""
+        if MODELS[model].ode:  # the flow samples the region around the kept pixels (RePaint), no optimisation
+            result = self._inpaint_ode(model, image, mask_weights(~regenerate), label, seed)
+        else:
+            result = self.invert(model, image, mask=~regenerate, label=label, progress=progress)
         generated = to_uint8(result.image[None])[0].numpy()
         return np.where(regenerate, generated, image).astype(np.uint8), generated, result
+
+    @torch.inference_mode()
+    def _inpaint_ode(self, model: str, image: np.ndarray, keep: torch.Tensor, label: int | str, seed: int) -> Inversion:
+        started = time.perf_counter()
+        net = self.model(model)
+        seed = check_int("Seed", seed, 0, MAX_SEED)
+        target = to_tensor(image).to(self.device)  # (1, 1, 28, 28)
+        noise = seed_to_z(seed, 1, net.latent_dim)
+        _, full = net.inpaint(
+            target, keep[None], noise, self.label(model, label), generator=torch.Generator().manual_seed(seed)
+        )
+        return Inversion(
+            z=noise[0].to(self.device),
+            image=full[0],
+            psnr=masked_psnr(full[0].cpu(), target[0].cpu(), keep),
+            seconds=time.perf_counter() - started,
+        )
+
+    # --- the flow model: realize, watch it denoise, guidance side by side ---------------------
+
+    def ode_model(self) -> tuple[str, torch.nn.Module]:
+        """The loaded model that samples by an ODE (flow), with its name, or a ValueError."""
+        for name in self.models:
+            if MODELS[name].ode:
+                return name, self.models[name]
+        broken = [name for name in self.broken if MODELS[name].ode]
+        raise ValueError(f"The {broken[0] if broken else 'flow'} model is not loaded, so this needs it.")
+
+    @torch.inference_mode()
+    def realize(
+        self, image: np.ndarray, strength: float = REALIZE_STRENGTH, label: int | str | None = None, seed: int = 0
+    ) -> np.ndarray:
+        """A rough prepared 28x28 uint8 image made realistic by the flow (SDEdit, `FlowModel.realize`):
+        noised to t = strength with seed `seed`'s noise, then denoised, as class `label` (None: any)."""
+        name, flow = self.ode_model()
+        strength = check_float("Strength", strength, 0.0, 1.0)
+        noise = seed_to_z(check_int("Seed", seed, 0, MAX_SEED), 1, flow.latent_dim, device=self.device)
+        realized = flow.realize(to_tensor(image).to(self.device), strength, noise, self.label(name, label))
+        return to_uint8(realized)[0].numpy()
+
+    def denoise(
+        self,
+        seed: int = 0,
+        label: int | str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        image: np.ndarray | None = None,
+        strength: float = REALIZE_STRENGTH,
+    ) -> Iterator[tuple[float, np.ndarray, np.ndarray | None]]:
+        """The flow's path, one step at a time: (t, x_t, the clean image predicted at the step) as uint8
+        (28, 28), starting with (start, the noisy start, None). From seed `seed`'s noise at t = 1 (a
+        sample), or with `image` from that image noised to t = strength (a realize). The same pixels as
+        `generate` and `realize` at the end."""
+        name, flow = self.ode_model()
+        seed = check_int("Seed", seed, 0, MAX_APP_SEED)
+        steps = flow.config.steps if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS)
+        guidance = flow.config.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
+        noise = seed_to_z(seed, 1, flow.latent_dim, device=self.device)
+        labels = flow.labels_for(1, self.label(name, label), self.device)
+        if image is None:
+            x, start = noise.reshape(1, 1, 28, 28), 1.0
+        else:
+            strength = check_float("Strength", strength, 0.0, 1.0)
+            x, start = flow.noised(to_tensor(image).to(self.device), strength, noise), strength
+            steps = flow.realize_steps(strength, steps) if strength > 0 else 0
+        yield start, to_uint8(x.clamp(-1, 1))[0].numpy(), None
+        times = torch.linspace(start, 0.0, steps + 1).tolist()
+        for t, t_next in zip(times, times[1:]):
+            with torch.inference_mode():  # per step: a generator may resume on another thread
+                x, predicted = flow.step(x, t, t_next, labels, guidance)
+            yield t_next, to_uint8(x.clamp(-1, 1))[0].numpy(), to_uint8(predicted.clamp(-1, 1))[0].numpy()
+
+    @torch.inference_mode()
+    def guidance_row(
+        self, seed: int = 0, label: int | str = 0, steps: int | None = None, guidance: float | None = None
+    ) -> tuple[torch.Tensor, list[float]]:
+        """Seed `seed` of class `label` at guidance 0 (unconditional), 1 (conditional) and `guidance`
+        (default: the checkpoint's): images (3, 1, 28, 28) and the three weights."""
+        name, flow = self.ode_model()
+        if self.label(name, label) is None:
+            raise ValueError("Pick a class: guidance weighs the class against no class.")
+        high = flow.config.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
+        weights = [0.0, 1.0, high]
+        images = [self.generate(name, seed, 1, label=label, steps=steps, guidance=w) for w in weights]
+        return torch.cat(images), weights
 
     def directions(self, model: str) -> Directions:
         """Class and principal directions of an unconditional model, computed once and kept."""
@@ -509,6 +604,13 @@ class Lab:
         segments = [interpolate(a, b, steps, method)[:-1] for a, b in zip(latents, latents[1:])]
         path = torch.cat([*segments, latents[-1][None]])
         return self.decode(model, path, label)
+
+
+def mask_weights(mask: np.ndarray) -> torch.Tensor:
+    """A (28, 28) bool mask, true where pixels are kept, as weights (1, 28, 28), or a ValueError."""
+    if mask.shape != (28, 28) or not mask.any():
+        raise ValueError("The mask must be 28x28 and leave some pixels to match.")
+    return torch.from_numpy(mask.astype(np.float32))[None]
 
 
 def parse_keyframes(keys: str | None, images: list) -> list[str | np.ndarray]:

@@ -83,6 +83,30 @@ def test_generate_flow_with_steps_and_guidance(client):
     assert np.abs(difference).max() <= 8, "class 7 of the row is the Sneaker"
 
 
+def test_realize_denoise_and_guidance_side_by_side(client):
+    before, after = client.predict(image=handle_file(EXAMPLE), strength=0.5, api_name="/realize")
+    assert np.array_equal(pixels(before), pixels(EXAMPLE)), "a test image is used as it is"
+    change = np.abs(pixels(after).astype(int) - pixels(before)).mean()
+    assert 2 < change < 60, f"half the way to noise and back: changed, but still the picture ({change:.1f})"
+    _, forgotten = client.predict(image=handle_file(EXAMPLE), strength=1, label="Bag", seed=5, api_name="/realize")
+    sample = client.predict(model="flow", seed=5, num=1, label="Bag", api_name="/generate")[0]
+    assert np.array_equal(pixels(forgotten), pixels(sample)), "strength 1: the seed's sample, the picture forgotten"
+    # Watching: the frames stream (the start and one per step, then the GIF); the last frame's x_0 is the sample.
+    job = client.submit(seed=5, label="Bag", api_name="/denoise")
+    streamed = list(job)
+    assert len(streamed) == 1 + 6 + 1, "the start, six steps, and the finished path"
+    last, caption, step, animation = job.result()
+    assert np.array_equal(pixels(last)[:, :28], pixels(sample)) and "step 6 of 6" in caption
+    assert Image.open(animation).n_frames == 7 and step["value"] == 6
+    gallery = client.predict(seed=5, label="Bag", api_name="/compare_guidance")
+    assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", "guidance 4"]
+    assert np.array_equal(pixels(gallery[2]["image"]), pixels(sample)), "the third weight is the default's"
+    unconditional = client.predict(model="flow", seed=5, num=1, label="any class", api_name="/generate")[0]
+    assert np.array_equal(pixels(gallery[0]["image"]), pixels(unconditional)), "guidance 0: the class ignored"
+    with pytest.raises(AppError, match="Strength"):
+        client.predict(image=handle_file(EXAMPLE), strength=2, api_name="/realize")
+
+
 def test_roundtrip(client):
     steps, slider, heat, summary, plot, samples = client.predict(image=handle_file(EXAMPLE), api_name="/roundtrip")
     before, after = slider
@@ -208,6 +232,10 @@ def test_inpaint_endpoint(client, tmp_path):
     a, b = pixels(original), pixels(blended)
     assert np.array_equal(a[:, :14], b[:, :14]), "the kept half is the user's"
     assert "PSNR" in info
+    (_, redrawn), _, info = client.predict(
+        image=handle_file(EXAMPLE), mask=handle_file(str(tmp_path / "mask.png")), model="flow", api_name="/inpaint"
+    )
+    assert np.array_equal(a[:, :14], pixels(redrawn)[:, :14]) and "Regenerated with flow" in info
     with pytest.raises(AppError, match="empty"):
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "empty.png")
         client.predict(image=handle_file(EXAMPLE), mask=handle_file(str(tmp_path / "empty.png")), api_name="/inpaint")

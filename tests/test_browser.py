@@ -127,6 +127,9 @@ def test_roundtrip_tab(page):
     page.locator("#roundtrip-button").click()
     image_source(page, "#roundtrip-slider")
     page.get_by_text("Reconstruction error").wait_for()
+    page.get_by_text("Realize with the flow model instead").click()
+    page.locator("#roundtrip-realize").click()
+    image_source(page, "#roundtrip-realized")
     page.screenshot(path=ARTIFACTS / "roundtrip.png", full_page=True)
 
 
@@ -159,7 +162,27 @@ def test_edit_tab(page):
     assert changed_source(page, "#edit-preview", flipped) == upright, "unflipped: the same picture again"
     page.locator("#edit-button").click()
     image_source(page, "#edit-slider")
+    page.locator("#edit-realize").click()  # the flow model's realize, beside the VAE's projection
+    image_source(page, "#edit-realized")
     page.screenshot(path=ARTIFACTS / "edit.png", full_page=True)
+
+
+@needs_browser
+def test_denoise_tab_streams_scrubs_and_compares_guidance(page):
+    page.goto(page.url.split("?")[0])
+    open_tab(page, "Denoise")
+    page.locator("#denoise-button").click()
+    page.locator("#denoise-info").get_by_text("step 6 of 6").wait_for()
+    last = image_source(page, "#denoise-picture")
+    assert natural_size(page, "#denoise-picture") == (2 * 28 + 2, 28), "x_t beside the predicted clean image"
+    set_slider(page, "#denoise-step", 2)  # scrub back along the path: no computing, the kept frame
+    page.locator("#denoise-info").get_by_text("step 2 of 6").wait_for()
+    changed_source(page, "#denoise-picture", last)
+    page.get_by_text(".gif").first.wait_for()  # the path to download
+    page.locator("#guidance-button").click()
+    page.locator("#guidance-row img").nth(2).wait_for()
+    assert page.locator("#guidance-row").get_by_text("guidance 0").count() >= 1
+    page.screenshot(path=ARTIFACTS / "denoise.png", full_page=True)
 
 
 @needs_browser
@@ -240,6 +263,8 @@ def test_studio_and_map_tabs(page):
 def test_masked_regeneration_in_the_editor(page):
     page.goto(page.url.split("?")[0])
     open_tab(page, "Studio")
+    page.locator("#studio-model input").click()
+    page.get_by_role("option", name="flow", exact=True).click()  # flow redraws by RePaint, not optimisation
     page.get_by_text("Masked regeneration: paint over a part", exact=False).first.click()
     page.locator("#mask-seed").click()
     canvas = page.locator("#mask-editor canvas").first
@@ -254,5 +279,5 @@ def test_masked_regeneration_in_the_editor(page):
     page.mouse.up()
     page.locator("#mask-button").click()
     page.locator("#mask-slider img").first.wait_for()
-    page.get_by_text("Regenerated with", exact=False).first.wait_for()
+    page.get_by_text("Regenerated with flow", exact=False).first.wait_for()
     page.screenshot(path=ARTIFACTS / "inpaint.png", full_page=True)

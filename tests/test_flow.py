@@ -76,6 +76,50 @@ def test_inversion_runs_the_ode_backwards():
     assert torch.allclose(model.decode(z, steps=32), images.clamp(-1, 1), atol=1e-3)
 
 
+def test_realize_is_the_identity_at_0_a_sample_at_1_and_the_exact_map_between():
+    model = gaussian_flow()
+    generator = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 1, 28, 28, generator=generator) * 2 - 1
+    noise = torch.randn(3, 784, generator=generator)
+    assert torch.equal(model.realize(x, 0.0, noise), x)
+    assert torch.equal(model.realize(x, 1.0, noise, steps=5), model.decode(noise, steps=5)), "the input forgotten"
+    # From x_s = (1 - s) x + s e the exact ODE keeps each pixel's standard score: it ends at
+    # MEAN + STD (x_s - (1 - s) MEAN) / sqrt((1 - s)^2 STD^2 + s^2).
+    s = 0.6
+    x_s = (1 - s) * x + s * noise.reshape(x.shape)
+    exact = MEAN + STD * (x_s - (1 - s) * MEAN) / math.sqrt((1 - s) ** 2 * STD**2 + s**2)
+    realized = model.realize(x, s, noise, steps=40)  # 24 steps from t = 0.6
+    assert torch.allclose(realized, exact.clamp(-1, 1), atol=2e-3)
+    assert model.realize_steps(0.5, 6) == 3 and model.realize_steps(0.05, 6) == 1 and model.realize_steps(1.0, 6) == 6
+    for bad in (-0.1, 1.5, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="Strength"):
+            model.realize(x, bad, noise)
+
+
+def test_inpainting_never_changes_kept_pixels_and_samples_the_rest():
+    model = gaussian_flow()
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(64, 1, 28, 28, generator=generator) * 2 - 1
+    noise = torch.randn(64, 784, generator=generator)
+    keep = torch.zeros(1, 1, 28, 28)
+    keep[..., :14] = 1  # keep the left half, redraw the right
+    result, full = model.inpaint(x, keep, noise, steps=8, resample=0)
+    assert torch.equal(result[..., :14], x[..., :14])
+    # Every pixel of the Gaussian case moves on its own, so without resampling the redrawn half is
+    # exactly what sampling the same noise draws there.
+    assert torch.allclose(result[..., 14:], model.decode(noise, steps=8)[..., 14:], atol=1e-6)
+    assert torch.equal(full[..., 14:], result[..., 14:])
+    # Resampling noises back with fresh noise: the redrawn pixels keep the data's distribution,
+    # N(MEAN, STD^2) clamped to [-1, 1] (moments from a large sample of it).
+    result, _ = model.inpaint(x, keep, noise, steps=10, resample=3, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(result[..., :14], x[..., :14])
+    reference = (MEAN + STD * torch.randn(1_000_000, generator=generator)).clamp(-1, 1)
+    redrawn = result[..., 14:].flatten()
+    assert abs(redrawn.mean() - reference.mean()) < 0.02 and abs(redrawn.std() - reference.std()) < 0.02
+    with pytest.raises(ValueError, match="Resample"):
+        model.inpaint(x, keep, noise, resample=-1)
+
+
 def test_guidance_combines_one_batched_pass_like_two_separate_ones():
     torch.manual_seed(0)
     model = FlowModel(TINY).eval()

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from genmodels.data import to_uint8
 from genmodels.editing import EditParams
 from genmodels.lab import MAX_IMAGES, Lab, check_float, check_int
+from genmodels.latent import seed_to_z
 from genmodels.registry import MODELS
 from tests.conftest import TINY_CONFIGS
 
@@ -112,8 +114,40 @@ def test_flow_inversion_decodes_back_and_feeds_every_tab(lab):
     assert torch.allclose(every[7], lab.decode("flow", result.z[None], "Sneaker")[0], atol=1e-5)
     with pytest.raises(ValueError, match="class input"):
         lab.every_class("dcgan", torch.zeros(TINY_CONFIGS["dcgan"].latent_dim))
-    with pytest.raises(ValueError, match="Masked"):
-        lab.inpaint("flow", image, np.eye(28, dtype=bool))
+    with pytest.raises(ValueError, match="mask"):
+        lab.invert("flow", image, mask=np.eye(28, dtype=bool))
+
+
+def test_flow_realize_denoise_inpaint_and_guidance_side_by_side(lab):
+    image = np.tile(np.linspace(0, 255, 28).astype(np.uint8), (28, 1))
+    assert np.array_equal(lab.realize(image, 0.0), image), "strength 0 leaves the picture as it is"
+    realized = lab.realize(image, 0.5, "Bag", seed=3)
+    assert np.array_equal(realized, lab.realize(image, 0.5, "Bag", seed=3)) and realized.dtype == np.uint8
+    assert not np.array_equal(realized, lab.realize(image, 0.5, "Bag", seed=4)), "the seed picks the noise"
+    as_sample = lab.realize(image, 1.0, "Bag", seed=3)
+    assert np.array_equal(as_sample, to_uint8(lab.generate("flow", 3, 1, label="Bag"))[0].numpy()), "1 forgets it"
+    # Watching: the path starts at the noise (a sample) or the noised picture (a realize) and ends
+    # where generate and realize end; one frame per step of the checkpoint's default.
+    frames = list(lab.denoise(3, "Bag"))
+    assert [round(t, 6) for t, _, _ in frames] == [1.0, 0.5, 0.0] and frames[0][2] is None
+    assert np.array_equal(frames[0][1], to_uint8(seed_to_z(3, 1, 784).reshape(1, 1, 28, 28).clamp(-1, 1))[0].numpy())
+    assert np.array_equal(frames[-1][1], as_sample)
+    frames = list(lab.denoise(3, "Bag", image=image, strength=0.5))
+    assert len(frames) == 2 and np.array_equal(frames[-1][1], realized)
+    # Guidance 0 is the model without the class, whatever the class asked.
+    row, weights = lab.guidance_row(3, "Bag", guidance=2.5)
+    assert weights == [0.0, 1.0, 2.5]
+    assert torch.equal(row[0:1], lab.generate("flow", 3, 1, label="any class"))
+    assert torch.equal(row[2:3], lab.generate("flow", 3, 1, label="Bag", guidance=2.5))
+    with pytest.raises(ValueError, match="Pick a class"):
+        lab.guidance_row(3, "any class")
+    regenerate = np.zeros((28, 28), bool)
+    regenerate[8:20, 8:20] = True
+    blended, generated, result = lab.inpaint("flow", image, regenerate, "any class", seed=1)
+    assert np.array_equal(blended[~regenerate], image[~regenerate]) and not np.array_equal(blended, image)
+    assert np.array_equal(blended[regenerate], generated[regenerate]) and result.seconds > 0
+    with pytest.raises(ValueError, match="Strength"):
+        lab.realize(image, 1.5)
 
 
 def test_edit_then_project(lab):

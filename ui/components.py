@@ -138,7 +138,20 @@ def user_error(message: str, where: str) -> gr.Error:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn the library's ValueError into a gr.Error the page shows; the server keeps serving."""
+    """Turn the library's ValueError into a gr.Error the page shows; the server keeps serving.
+
+    A generator (a handler that streams) stays a generator, so Gradio still streams it.
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except ValueError as exc:
+                raise user_error(str(exc), fn.__name__) from exc
+
+        return stream
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -158,9 +171,17 @@ def bind(fn: Callable, *args) -> Callable:
     `gr.Request` / `gr.SelectData` parameters by their type hints (which a functools.partial hides).
     """
 
-    @functools.wraps(fn)
-    def bound(*rest, **kwargs):
-        return fn(*args, *rest, **kwargs)
+    if inspect.isgeneratorfunction(fn):  # Gradio streams only what is a generator function itself
+
+        @functools.wraps(fn)
+        def bound(*rest, **kwargs):
+            yield from fn(*args, *rest, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def bound(*rest, **kwargs):
+            return fn(*args, *rest, **kwargs)
 
     signature = inspect.signature(fn)
     bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[len(args) :])

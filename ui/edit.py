@@ -1,14 +1,17 @@
-"""Edit tab: classic edits of an upload with a live preview, then a projection onto the VAE."""
+"""Edit tab: classic edits of an upload with a live preview, then a projection onto the VAE or a
+realize by the flow model (SDEdit), side by side."""
 
 from __future__ import annotations
 
 import gradio as gr
+import torch
 
-from genmodels.editing import EditParams
-from genmodels.lab import Lab
+from genmodels.editing import EditParams, apply_edits
+from genmodels.flow import REALIZE_STRENGTH
+from genmodels.lab import ANY_CLASS, Lab
 
 from . import texts
-from .components import LIVE, bind, friendly, image_input, read_upload
+from .components import CLASS_CHOICES, LIVE, bind, friendly, image_input, read_upload
 
 
 @friendly
@@ -48,6 +51,65 @@ def edit(
     return prepared, edited, (edited, projected)
 
 
+@friendly
+def realize(
+    lab: Lab, image: str | bytes | None, strength: float = REALIZE_STRENGTH, label: str = ANY_CLASS, seed: int = 0
+):
+    """Make a rough picture (an edit, a drawing, a blurred photo) realistic with the flow model (SDEdit).
+
+    The picture, brought to 28x28, is noised to time t = strength on the flow's path from images to
+    noise and then denoised by the model's ODE: at a low strength only details change, at 1 the
+    picture is forgotten. Returns the picture and its realized version as a before/after pair.
+
+    Args:
+        image: the picture to realize.
+        strength: how much of the picture is noised away, 0 to 1 (0: unchanged; 0.5 by default).
+        label: the class to realize it as, or "any class" to let the model decide.
+        seed: random seed of the noise.
+    """
+    prepared = read_upload(image).image
+    return prepared, lab.realize(prepared, strength, label, seed)
+
+
+@friendly
+def edit_and_realize(
+    lab: Lab,
+    image: str | bytes | None,
+    crop: float = 1.0,
+    angle: float = 0.0,
+    flip_h: bool = False,
+    flip_v: bool = False,
+    scale: float = 1.0,
+    translate_x: float = 0.0,
+    translate_y: float = 0.0,
+    shear_x: float = 0.0,
+    shear_y: float = 0.0,
+    strength: float = REALIZE_STRENGTH,
+    label: str = ANY_CLASS,
+):
+    """The page's version of `realize`: the edited picture (after the classic edits) realized."""
+    prepared = read_upload(image).image
+    params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
+    edited = apply_edits(torch.from_numpy(prepared)[None], params)[0].numpy()
+    return edited, lab.realize(edited, strength, label)
+
+
+def realize_controls(elem_prefix: str) -> tuple:
+    """Strength, class and button of a realize: (strength, label, button)."""
+    with gr.Row():
+        strength = gr.Slider(
+            0.05,
+            1.0,
+            value=REALIZE_STRENGTH,
+            step=0.05,
+            label="Strength (0: as it is, 1: a new image)",
+            elem_id=f"{elem_prefix}-strength",
+        )
+        label = gr.Dropdown(CLASS_CHOICES, value=ANY_CLASS, label="Realize as class")
+    button = gr.Button("Realize with the flow model", elem_id=f"{elem_prefix}-realize")
+    return strength, label, button
+
+
 def render(lab: Lab) -> None:
     """Lay out the Edit tab and wire its events: every control previews while it moves."""
     gr.Markdown(texts.EDIT)
@@ -77,9 +139,17 @@ def render(lab: Lab) -> None:
                     elem_classes="enlarge",
                     height=300,
                 )
-            slider = gr.ImageSlider(
-                label="Edited / projected onto the VAE", format="png", elem_classes="enlarge", elem_id="edit-slider"
-            )
+            with gr.Row():
+                slider = gr.ImageSlider(
+                    label="Edited / projected onto the VAE", format="png", elem_classes="enlarge", elem_id="edit-slider"
+                )
+                realized = gr.ImageSlider(
+                    label="Edited / realized by the flow model",
+                    format="png",
+                    elem_classes="enlarge",
+                    elem_id="edit-realized",
+                )
+            strength, label, realize_button = realize_controls("edit")
     inputs = [image, crop, angle, flip_h, flip_v, scale, translate_x, translate_y, shear_x, shear_y]
     outputs = [prepared, edited, slider]
     handler = bind(edit, lab)
@@ -87,3 +157,7 @@ def render(lab: Lab) -> None:
     image.upload(handler, inputs, outputs, api_visibility="private")
     for control in (crop, angle, scale, translate_x, translate_y, shear_x, shear_y, flip_h, flip_v):
         control.input(handler, inputs, outputs, **LIVE)  # live: the preview follows the control as it moves
+    realize_button.click(bind(edit_and_realize, lab), [*inputs, strength, label], realized, api_visibility="private")
+    # api_name="realize" for gradio_client: an image in, no edits, and the seed of the noise.
+    api_button, seed = gr.Button(visible=False), gr.Number(0, precision=0, visible=False)
+    api_button.click(bind(realize, lab), [image, strength, label, seed], realized, api_name="realize")

@@ -6,7 +6,7 @@ import gradio as gr
 
 from genmodels.lab import Lab
 
-from . import edit, generate, interpolate, latent_map, roundtrip, studio, texts
+from . import denoise, edit, generate, interpolate, latent_map, roundtrip, studio, texts
 from .components import bind
 from .files import OutputStore
 from .guard import GuardedBlocks
@@ -44,6 +44,8 @@ def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
             edit.render(lab)
         with gr.Tab("Studio", id="studio"):
             studio.render(lab, store)
+        with gr.Tab("Denoise", id="denoise"):
+            denoise.render(lab, store)
         with gr.Tab("Map", id="map"):
             latent_map.render(lab, demo)
         gr.api(ping, api_name="ping")

@@ -7,12 +7,14 @@ import numpy as np
 import pandas as pd
 
 from genmodels.data import EXAMPLES_DIR
+from genmodels.flow import REALIZE_STRENGTH
 from genmodels.images import fit_for_display, heatmap
-from genmodels.lab import Lab
+from genmodels.lab import ANY_CLASS, Lab
 from genmodels.preprocess import PREPARATIONS
 
 from . import texts
 from .components import Sketchpad, bind, friendly, image_input, read_upload
+from .edit import realize_controls
 
 
 @friendly
@@ -43,6 +45,20 @@ def roundtrip(
     plot = posterior_frame(result.mu, result.std)
     samples = [(sample, f"z ~ q(z|x) #{i + 1}") for i, sample in enumerate(result.samples)]
     return steps, slider, heatmap(result.error), summary, plot, samples
+
+
+@friendly
+def roundtrip_realize(
+    lab: Lab,
+    image: str | bytes | None,
+    sketch: dict | None = None,
+    preparation: str = "auto",
+    strength: float = REALIZE_STRENGTH,
+    label: str = ANY_CLASS,
+):
+    """The page's realize of the Round trip picture or drawing (see /realize), next to the VAE's."""
+    prepared = read_upload(image if image is not None else sketch, "an image (or draw one)", preparation).image
+    return prepared, lab.realize(prepared, strength, label)
 
 
 def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:
@@ -82,6 +98,14 @@ def render(lab: Lab) -> None:
                     label="Per-pixel error (black 0 → white 1)", format="png", elem_classes="enlarge", height=300
                 )
             summary = gr.Markdown()
+            with gr.Accordion("Realize with the flow model instead: compare with the VAE's reconstruction", open=False):
+                realized = gr.ImageSlider(
+                    label="Before / realized by the flow model",
+                    format="png",
+                    elem_id="roundtrip-realized",
+                    elem_classes="enlarge",
+                )
+                strength, label, realize_button = realize_controls("roundtrip")
             plot = gr.LinePlot(
                 x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
             )
@@ -91,6 +115,9 @@ def render(lab: Lab) -> None:
     inputs = [image, sketch, seed, preparation]
     run.click(handler, inputs, outputs, api_name="roundtrip")
     image.upload(handler, inputs, outputs, api_visibility="private")
+    realize_button.click(
+        bind(roundtrip_realize, lab), [image, sketch, preparation, strength, label], realized, api_visibility="private"
+    )
     examples = sorted(EXAMPLES_DIR.glob("*.png"))
     if examples:
         gr.Examples(

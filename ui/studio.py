@@ -261,8 +261,8 @@ def inpaint(lab: Lab, image, mask, model: str = "dcgan", label: str = CLASS_NAME
     Args:
         image: the picture.
         mask: a picture of the same framing, white where to regenerate, black where to keep.
-        model: the generative model (dcgan, vae or cgan).
-        label: the cGAN's class.
+        model: the generative model (dcgan, vae, cgan or flow).
+        label: the class of cgan and flow (flow also takes "any class").
     """
     prepared = read_upload(image).image
     return regenerate(lab, prepared, prepare_mask(mask), model, label, progress)
@@ -302,7 +302,9 @@ def render(lab: Lab, store: OutputStore) -> None:
     gr.Markdown(texts.STUDIO)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            model = gr.Dropdown(generative, value=generative[0] if generative else None, label="Model")
+            model = gr.Dropdown(
+                generative, value=generative[0] if generative else None, label="Model", elem_id="studio-model"
+            )
             label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3)

@@ -58,7 +58,23 @@ EDIT = """
 **What you see.** Classic pixel edits (crop, rotate, flip, affine: scale, translate, shear) applied to
 your image after it is brought to 28x28, with a live preview. **Projecting onto the model** encodes the
 edited image with the VAE and decodes it: the result is the nearest image the model knows how to make,
-so edits it has never seen (an upside-down shoe) are pulled back towards the data.
+so edits it has never seen (an upside-down shoe) are pulled back towards the data, and blurred.
+**Realizing** with the flow model (SDEdit) noises the edited image to t = strength and lets the model
+denoise it: the rough parts are redrawn as the model would draw them, sharp, while the layout stays;
+more strength, more realism and less of your image.
+"""
+
+DENOISE = """
+**What you see.** The flow model's sampler at work. Training showed it points on straight paths
+x<sub>t</sub> = (1 − t) x<sub>0</sub> + t ε between images x<sub>0</sub> (t = 0) and noise ε (t = 1), and
+taught it the **velocity** v(x<sub>t</sub>, t, y) ≈ ε − x<sub>0</sub> along them. Sampling solves the
+ODE dx/dt = v backwards from the seed's noise, a few **steps** of Heun's method; at every step the
+velocity also gives a guess of the finished image, x<sub>0</sub> = x<sub>t</sub> − t v (right), which
+sharpens as t falls. **Guidance** extrapolates from the velocity without the class to the one with it,
+v<sub>uncond</sub> + w (v<sub>class</sub> − v<sub>uncond</sub>): 0 ignores the class, 1 is the plain
+conditional model, more pushes towards typical members of the class; *Guidance side by side* shows the
+three. With **your picture**, the run starts from it noised to t = strength (SDEdit): what the noise
+hides, the model redraws, which is how *Realize* on the Edit and Round trip tabs works.
 """
 
 STUDIO = """
@@ -70,7 +86,9 @@ holds apart from the class. **Class directions** point from the average latent t
 classifier (GANs, on generated samples) or the labels (VAE, on training images) put a class; list
 classes to **keep fixed** and the direction is made orthogonal to theirs (InterFaceGAN's conditional
 manipulation). **Principal directions** are the main axes of variation (GANSpace: PCA of the GAN's
-first layer, carried back to *z*; for the VAE, PCA of its posterior means). Sliders are absolute
+first layer, carried back to *z*; for the VAE, PCA of its posterior means). **Masked regeneration**
+fits a GAN's or the VAE's latent to the kept pixels; flow instead samples the painted part while
+holding the kept pixels on their path (RePaint). Sliders are absolute
 offsets from the latent you brought in. Every result (also of A − B + C and masked regeneration)
 is kept: **Undo** steps back, and the slider shows before and after.
 """
