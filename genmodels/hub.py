@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,8 +131,14 @@ def download_checkpoint(repo: HubRepo, cache_dir: str | Path | None = None) -> P
     fetched), or the Hub cannot be reached and the files are not cached.
     """
 
+    unreachable = not constants.HF_HUB_OFFLINE and not hub_reachable()
+
     def fetch(filename: str) -> Path:
-        return Path(hf_hub_download(repo.repo_id, filename, revision=repo.revision, cache_dir=cache_dir))
+        return Path(
+            hf_hub_download(
+                repo.repo_id, filename, revision=repo.revision, cache_dir=cache_dir, local_files_only=unreachable
+            )
+        )
 
     try:
         folder = fetch(CONFIG_FILE).parent
@@ -153,6 +161,23 @@ def download_checkpoint(repo: HubRepo, cache_dir: str | Path | None = None) -> P
     except (OSError, ValueError, EntryNotFoundError):  # the card is optional: a repo without one still loads
         pass
     return folder
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_reachable(endpoint: str | None = None, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub's host opens within `timeout` seconds (True behind a proxy,
+    which a direct probe cannot judge). Unreachable, huggingface_hub would retry each file for ~25 s;
+    a cached file is then read from the cache at once, an uncached one is a plain error."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return True
+    url = urllib.parse.urlsplit(endpoint or constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def save_atomic(model: PyTorchModelHubMixin, folder: str | Path, card: str | None = None) -> Path:

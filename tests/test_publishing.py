@@ -147,7 +147,7 @@ def test_pull_pinned_revision_and_fallbacks(hub_repos, tmp_path):
 def test_pull_with_the_server_down_falls_back(tmp_path):
     started = time.perf_counter()
     got = run_lab("dcgan=lab/dcgan", f"http://127.0.0.1:{free_port()}", tmp_path / "hf")
-    assert time.perf_counter() - started < 60
+    assert time.perf_counter() - started < 20, "a closed port is seen at once, not retried for ~25 s a file"
     assert got["models"] == list(MODELS)
     assert got["dcgan"] == sample_digest(Generator.from_pretrained(str(MODELS["dcgan"].checkpoint_path)))
     assert any("cannot be reached" in notice for notice in got["notices"]), got["notices"]
