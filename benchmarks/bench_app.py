@@ -6,7 +6,8 @@
 Prints a Markdown table: median and 95th percentile round trip per endpoint, its ratio to the
 no-op endpoint measured in the same run, and the backend-only times of a 64-image DCGAN batch and of
 16 flow images at the checkpoint's default steps and guidance (the flow target: 16 images within 1 s
-through /generate; flow's /invert of one image within 1 s). The server computes with the threads `python app.py` uses (`--threads`' default).
+through /generate; flow's /invert of one image within 1 s), and the flow's editing actions (realize,
+inpaint, the streamed denoise, guidance side by side). The server computes with the threads `python app.py` uses (`--threads`' default).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from gradio_client import handle_file
+from PIL import Image
 
 import app
 from benchmarks.bench_load import local_client
@@ -69,6 +74,9 @@ def main() -> None:
     client = local_client(f"http://127.0.0.1:{port}/")
     example_path = sorted(EXAMPLES_DIR.glob("*.png"))[0]  # test_NNNNN_<class>.png
     example, example_class = handle_file(str(example_path)), int(example_path.stem.rsplit("_", 1)[1])
+    mask_path = Path(tempfile.mkdtemp()) / "right-half.png"
+    Image.fromarray(np.tile(np.repeat(np.array([0, 255], np.uint8), 14), (28, 1))).save(mask_path)
+    mask = handle_file(str(mask_path))
     endpoints = {
         "ping (no-op)": lambda: client.predict(api_name="/ping"),
         "generate dcgan x16": lambda: client.predict(model="dcgan", seed=0, num=16, api_name="/generate"),
@@ -82,6 +90,12 @@ def main() -> None:
         "roundtrip": lambda: client.predict(image=example, api_name="/roundtrip"),
         "interpolate x8": lambda: client.predict(model="dcgan", seed_a=0, seed_b=1, steps=8, api_name="/interpolate"),
         "edit": lambda: client.predict(image=example, angle=30, api_name="/edit"),
+        "realize (the example, default strength)": lambda: client.predict(image=example, api_name="/realize"),
+        "inpaint flow (the example, right half)": lambda: client.predict(
+            image=example, mask=mask, model="flow", label="any class", api_name="/inpaint"
+        ),
+        "denoise (6 steps, streamed)": lambda: client.predict(seed=0, label="Sneaker", api_name="/denoise"),
+        "compare_guidance": lambda: client.predict(seed=0, label="Sneaker", api_name="/compare_guidance"),
     }
     results = {name: time_calls(call, args.calls) for name, call in endpoints.items()}
     app.demo.close()

@@ -22,7 +22,7 @@ import torch
 from .data import CLASS_NAMES, class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
-from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
+from .flow import INPAINT_RESAMPLE, INPAINT_STEPS, MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
@@ -358,28 +358,32 @@ class Lab:
         label: int | str = 0,
         progress=None,
         seed: int = 0,
+        steps: int = INPAINT_STEPS,
+        resample: int = INPAINT_RESAMPLE,
     ) -> tuple[np.ndarray, np.ndarray, Inversion]:
         """Redraw the `regenerate` pixels (28, 28) bool of a prepared image, consistently with the rest:
         a GAN or the VAE inverts matching only the other pixels; the flow samples from seed `seed`'s
         noise with the other pixels held on their path (RePaint). Returns (blended image, the model's
         full image, the result with its PSNR on the kept pixels)."""
         if MODELS[model].ode:  # the flow samples the region around the kept pixels (RePaint), no optimisation
-            result = self._inpaint_ode(model, image, mask_weights(~regenerate), label, seed)
+            result = self._inpaint_ode(model, image, mask_weights(~regenerate), label, seed, steps, resample)
         else:
             result = self.invert(model, image, mask=~regenerate, label=label, progress=progress)
         generated = to_uint8(result.image[None])[0].numpy()
         return np.where(regenerate, generated, image).astype(np.uint8), generated, result
 
     @torch.inference_mode()
-    def _inpaint_ode(self, model: str, image: np.ndarray, keep: torch.Tensor, label: int | str, seed: int) -> Inversion:
+    def _inpaint_ode(
+        self, model: str, image: np.ndarray, keep: torch.Tensor, label: int | str, seed: int, steps: int, resample: int
+    ) -> Inversion:
         started = time.perf_counter()
         net = self.model(model)
         seed = check_int("Seed", seed, 0, MAX_SEED)
         target = to_tensor(image).to(self.device)  # (1, 1, 28, 28)
         noise = seed_to_z(seed, 1, net.latent_dim)
-        _, full = net.inpaint(
-            target, keep[None], noise, self.label(model, label), generator=torch.Generator().manual_seed(seed)
-        )
+        generator = torch.Generator().manual_seed(seed)
+        label = self.label(model, label)
+        _, full = net.inpaint(target, keep[None], noise, label, steps, resample=resample, generator=generator)
         return Inversion(
             z=noise[0].to(self.device),
             image=full[0],
