@@ -42,6 +42,7 @@ from .studio import (
     invert_ode,
     masked_psnr,
     move,
+    ode_latents,
     orthogonalise,
     pca,
     posterior_means,
@@ -60,6 +61,11 @@ MAX_MOVE = 10.0  # amount along a direction, in quarters of a typical latent's l
 MAX_MAP = 1e3  # map coordinates
 MAX_KEYFRAMES = 8
 DIRECTION_IMAGES = 20_000  # training images behind the VAE's class and principal directions
+# ...and the flow's, each inverted by its ODE in a few steps: 600 images at 3 steps take ~11 s on 2 CPU
+# cores and move samples into a class as well as 2,000 at 6 steps (classifier's share of the class
+# after +4 towards Trouser, Bag, Dress: 1.00, 0.99, 0.91 against 1.00, 1.00, 0.91; from 0.10, 0.05, 0.10).
+ODE_DIRECTION_IMAGES = 600
+ODE_DIRECTION_STEPS = 3
 # An absolute path: a "/" that starts a word (not one inside a URL or an OWNER/NAME repo id).
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"()]+")
 
@@ -460,9 +466,9 @@ class Lab:
         return torch.cat(images), weights
 
     def directions(self, model: str) -> Directions:
-        """Class and principal directions of an unconditional model, computed once and kept."""
+        """Class and principal directions of a model that can work without a class, computed once and kept."""
         net = self.model(model)
-        if MODELS[model].conditional:
+        if not movable(model):
             raise ValueError(f"{model} takes the class as an input: pick it with the label, not a direction.")
         with self._studio_lock:
             if model not in self._directions:
@@ -471,10 +477,13 @@ class Lab:
 
     @torch.inference_mode()
     def _compute_directions(self, model: str, net: torch.nn.Module) -> Directions:
-        if MODELS[model].encoder:  # the VAE: labelled training images through the encoder
+        if MODELS[model].encoder or MODELS[model].ode:  # labelled training images, encoded or inverted
             train = load_fashion_mnist("train")
-            latents = posterior_means(net, train.images[:DIRECTION_IMAGES])
-            classes, centroids = class_directions(latents, train.labels[:DIRECTION_IMAGES])
+            if MODELS[model].ode:
+                latents = ode_latents(net, train.images[:ODE_DIRECTION_IMAGES], ODE_DIRECTION_STEPS)
+            else:
+                latents = posterior_means(net, train.images[:DIRECTION_IMAGES])
+            classes, centroids = class_directions(latents, train.labels[: len(latents)])
             _, principal, explained = pca(latents, PRINCIPAL_COMPONENTS)
         else:  # a GAN: generated samples labelled by the classifier; GANSpace for the principal ones
             latents, labels = generated_latents(net, self.model("classifier", generative=False))
@@ -546,7 +555,7 @@ class Lab:
         """Compute the studio's directions and the latent map now (in the background, before the first
         click); what cannot be computed (no Fashion-MNIST files, no VAE) is logged and left for later."""
         for name in self.generative():
-            if not MODELS[name].conditional:
+            if movable(name):
                 try:
                     self.directions(name)
                 except (ValueError, OSError) as exc:
@@ -608,6 +617,12 @@ class Lab:
         segments = [interpolate(a, b, steps, method)[:-1] for a, b in zip(latents, latents[1:])]
         path = torch.cat([*segments, latents[-1][None]])
         return self.decode(model, path, label)
+
+
+def movable(model: str) -> bool:
+    """Whether the studio's directions apply to `model`: a family without a class input, or one that can
+    also work without a class (flow: its noise of real images, inverted with no class, has them)."""
+    return not MODELS[model].conditional or MODELS[model].ode
 
 
 def mask_weights(mask: np.ndarray) -> torch.Tensor:

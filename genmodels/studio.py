@@ -158,6 +158,19 @@ def posterior_means(vae: nn.Module, images: torch.Tensor, batch: int = 2000) -> 
     )
 
 
+@torch.inference_mode()
+def ode_latents(model: nn.Module, images: torch.Tensor, steps: int | None = None, batch: int = 300) -> torch.Tensor:
+    """A flow model's noise (N, latent_dim) of uint8 images (N, 28, 28): its ODE run backwards from each,
+    without a class (the unconditional velocity, one pass per evaluation), in `steps` (default: the model's)."""
+    device = next(model.parameters()).device
+    return torch.cat(
+        [
+            model.encode(to_tensor(images[s : s + batch]).to(device), steps=steps).cpu()
+            for s in range(0, len(images), batch)
+        ]
+    )
+
+
 def class_directions(z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(directions, centroids), each (10, D): unit vectors from the mean of `z` to each class's mean."""
     centroids = torch.stack(

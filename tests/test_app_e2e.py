@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
-from genmodels.data import EXAMPLES_DIR
+from genmodels.data import EXAMPLES_DIR, to_tensor
+from genmodels.registry import load_model
 from tests.conftest import served
 from ui.serving import ROOT
 
@@ -190,6 +192,20 @@ def http_status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def test_flow_moves_along_the_class_directions_of_real_images_noise(client):
+    """The flow's noise, moved towards a class (found from inverted training images), decodes to that
+    class without a class label: the bundled classifier is the judge."""
+    classifier = load_model("classifier", "cpu")
+    for target, index in (("Trouser", 1), ("Bag", 8)):
+        (before, after), info = client.predict(
+            model="flow", seed=4, target=target, amount=4.0, label="any class", api_name="/move"
+        )
+        images = to_tensor(np.stack([pixels(before), pixels(after)]))
+        with torch.inference_mode():
+            share = classifier(images).softmax(1)[:, index]
+        assert share[0] < 0.5 < share[1], f"towards {target}: {share.tolist()}"
 
 
 def test_studio_endpoints(client):

@@ -182,6 +182,10 @@ def test_denoise_tab_streams_scrubs_and_compares_guidance(page):
     page.locator("#guidance-button").click()
     page.locator("#guidance-row img").nth(2).wait_for()
     assert page.locator("#guidance-row").get_by_text("guidance 0").count() >= 1
+    page.get_by_text("…or realize your picture").click()  # a realize: from the picture, half-way noised
+    page.locator("#denoise-upload input[type=file]").set_input_files(EXAMPLE)
+    page.locator("#denoise-button").click()
+    page.locator("#denoise-info").get_by_text("step 3 of 3").wait_for()
     page.screenshot(path=ARTIFACTS / "denoise.png", full_page=True)
 
 

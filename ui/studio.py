@@ -11,7 +11,7 @@ import torch
 
 from genmodels.data import CLASS_NAMES
 from genmodels.images import row, upscale
-from genmodels.lab import MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int
+from genmodels.lab import MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int, movable
 from genmodels.preprocess import editor_image, painted_mask, prepare_mask
 from genmodels.registry import MODELS
 
@@ -122,7 +122,7 @@ def move(
     quarter of a typical latent's length.
 
     Args:
-        model: an unconditional model (dcgan or vae).
+        model: dcgan, vae or flow (its noise, with the directions of real images' inverted noise).
         seed: random seed of the latent to move.
         target: the class to move towards (or away from, with a negative amount).
         amount: how far, -10 to 10.
@@ -131,7 +131,7 @@ def move(
         pc2: amount along the second principal direction.
         pc3: amount along the third principal direction.
         pc4: amount along the fourth principal direction.
-        label: unused for these models.
+        label: flow's class ("any class" lets the class directions steer); unused by dcgan and vae.
     """
     if base is None or base["model"] != model:
         base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label), label, "seed")
@@ -298,7 +298,7 @@ def editor_from_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0
 def render(lab: Lab, store: OutputStore) -> None:
     """Lay out the Studio tab and wire its events."""
     generative = lab.generative()
-    movable = [name for name in generative if not MODELS[name].conditional]
+    movers = [name for name in generative if movable(name)]
     gr.Markdown(texts.STUDIO)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -311,7 +311,7 @@ def render(lab: Lab, store: OutputStore) -> None:
                 use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
             image = image_input("…or your image", elem_id="studio-upload")
             invert_button = gr.Button("Invert my image", variant="primary", elem_id="studio-invert")
-            gr.Markdown("**Directions** (" + (", ".join(movable) or "no model") + ": class and principal)")
+            gr.Markdown("**Directions** (" + (", ".join(movers) or "no model") + ": class and principal)")
             target = gr.Dropdown(list(CLASS_NAMES), value="Sneaker", label="Towards class")
             amount = gr.Slider(-MAX_MOVE, MAX_MOVE, value=0, step=0.25, label="Amount", elem_id="studio-amount")
             keep = gr.CheckboxGroup(list(CLASS_NAMES), label="Keep these classes fixed (orthogonalise)")

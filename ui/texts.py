@@ -83,10 +83,11 @@ encodes it; flow runs its ODE backwards from the image to its noise; a GAN has n
 found by gradient descent on the pixel error from 16 seeded starts), then move it. With a class input
 (cGAN, flow) the row **as every class** shows the same latent under all ten labels: what the latent
 holds apart from the class. **Class directions** point from the average latent to where the
-classifier (GANs, on generated samples) or the labels (VAE, on training images) put a class; list
+classifier (GANs, on generated samples) or the labels (VAE and flow, on training images: encoded, or
+their noise found by the ODE run backwards) put a class; list
 classes to **keep fixed** and the direction is made orthogonal to theirs (InterFaceGAN's conditional
 manipulation). **Principal directions** are the main axes of variation (GANSpace: PCA of the GAN's
-first layer, carried back to *z*; for the VAE, PCA of its posterior means). **Masked regeneration**
+first layer, carried back to *z*; for the VAE and flow, PCA of those latents). **Masked regeneration**
 fits a GAN's or the VAE's latent to the kept pixels; flow instead samples the painted part while
 holding the kept pixels on their path (RePaint). Sliders are absolute
 offsets from the latent you brought in. Every result (also of A − B + C and masked regeneration)
