@@ -150,6 +150,18 @@ def test_flow_realize_denoise_inpaint_and_guidance_side_by_side(lab):
         lab.realize(image, 1.5)
 
 
+def test_flow_has_directions_and_the_cgan_does_not(lab):
+    found = lab.directions("flow")
+    assert found.classes.shape == found.centroids.shape == (10, 784) and len(found.principal) > 0
+    assert torch.allclose(found.classes.norm(dim=1), torch.ones(10), atol=1e-5)
+    z = torch.zeros(1, 784)
+    moved = lab.move("flow", z, "Bag", 4.0)[0]
+    assert torch.allclose(moved, 28.0 * found.classes[8], atol=1e-5), "amount 4: one typical length, sqrt(784)"
+    assert torch.equal(lab.latent("flow", "Bag"), found.centroids[8]), "a class name is its centroid"
+    with pytest.raises(ValueError, match="label"):
+        lab.directions("cgan")
+
+
 def test_edit_then_project(lab):
     image = np.zeros((28, 28), np.uint8)
     image[2:8, 3:10] = 255
