@@ -18,6 +18,10 @@ towards one prototype. Weights up to 1 (mixing in less of the class) act on the 
 The latent of this family is the starting noise (B, 784): seeds, slerp and latent arithmetic apply
 to it as to a GAN's z, and integrating backwards from an image gives its latent.
 
+Editing (`realize`, `inpaint`) starts or steers the same ODE: SDEdit (Meng et al. 2021) noises an
+image to t = strength along its straight path and integrates from there; RePaint (Lugmayr et al. 2022)
+holds the kept pixels on their path while the rest is sampled, re-noising each step to let the two agree.
+
 The velocity network is a small U-Net (Ronneberger et al. 2015, as in DDPM): residual blocks whose
 normalisation is scaled and shifted by the time and class embedding, self-attention at 7x7.
 """
@@ -373,9 +377,10 @@ class FlowModel(
 
         RePaint (Lugmayr et al. 2022) on the flow's ODE: sampling from `noise`, the kept pixels are
         put back before every step where the straight path from x puts them at that time,
-        (1 - t) x + t e, so the model redraws the rest around them. `resample` times per step the
-        result is noised back to the step's start (the forward path, fresh noise from `generator`,
-        drawn on the CPU) and the step done again, which lets the two parts agree. Returns the result,
+        (1 - t) x + t e, so the model redraws the rest around them. `resample` times per step (but the
+        first and the last) the result is noised back to the step's start (the forward path, fresh
+        noise from `generator`, drawn on the CPU) and the step done again, which lets the two parts
+        agree. Returns the result,
         x's pixels exactly where `keep` is 1, and the model's own image at t = 0 (before the kept pixels
         are put back: how well it fits them).
         """

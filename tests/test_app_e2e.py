@@ -97,9 +97,9 @@ def test_realize_denoise_and_guidance_side_by_side(client):
     job = client.submit(seed=5, label="Bag", api_name="/denoise")
     streamed = list(job)
     assert len(streamed) == 1 + 6 + 1, "the start, six steps, and the finished path"
-    last, caption, step, animation = job.result()
+    last, caption, step, animation, download = job.result()
     assert np.array_equal(pixels(last)[:, :28], pixels(sample)) and "step 6 of 6" in caption
-    assert Image.open(animation).n_frames == 7 and step["value"] == 6
+    assert Image.open(download).n_frames == 7 and step["value"] == 6
     gallery = client.predict(seed=5, label="Bag", api_name="/compare_guidance")
     assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", "guidance 4"]
     assert np.array_equal(pixels(gallery[2]["image"]), pixels(sample)), "the third weight is the default's"
