@@ -4,9 +4,8 @@ realize by the flow model (SDEdit), side by side."""
 from __future__ import annotations
 
 import gradio as gr
-import torch
 
-from genmodels.editing import EditParams, apply_edits
+from genmodels.editing import EditParams
 from genmodels.flow import REALIZE_STRENGTH
 from genmodels.lab import ANY_CLASS, Lab
 
@@ -72,25 +71,11 @@ def realize(
 
 
 @friendly
-def edit_and_realize(
-    lab: Lab,
-    image: str | bytes | None,
-    crop: float = 1.0,
-    angle: float = 0.0,
-    flip_h: bool = False,
-    flip_v: bool = False,
-    scale: float = 1.0,
-    translate_x: float = 0.0,
-    translate_y: float = 0.0,
-    shear_x: float = 0.0,
-    shear_y: float = 0.0,
-    strength: float = REALIZE_STRENGTH,
-    label: str = ANY_CLASS,
-):
-    """The page's version of `realize`: the edited picture (after the classic edits) realized."""
-    prepared = read_upload(image).image
-    params = EditParams(crop, angle, bool(flip_h), bool(flip_v), scale, translate_x, translate_y, shear_x, shear_y)
-    edited = apply_edits(torch.from_numpy(prepared)[None], params)[0].numpy()
+def edit_and_realize(lab: Lab, image: str | bytes | None, *controls):
+    """The page's version of `realize`: the picture after the Edit tab's controls (in `edit`'s order,
+    then strength and class) realized."""
+    *edits, strength, label = controls
+    _, edited, _ = edit(lab, image, *edits)
     return edited, lab.realize(edited, strength, label)
 
 
