@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 
-from benchmarks.bench_load import free_port, p95, start_server
+from benchmarks.bench_load import free_port, p95, start_server, wait_idle
 from genmodels.data import EXAMPLES_DIR
 from tests.conftest import CHROMIUM
 from tests.test_browser import CHROMIUM_FLAGS
@@ -60,6 +60,7 @@ def main() -> None:
     port = free_port()
     server = start_server(port)
     try:
+        wait_idle(server.pid)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -165,6 +165,18 @@ def start_server(
     raise RuntimeError("the app did not start in 2 minutes")
 
 
+def wait_idle(pid: int, quiet_s: float = 2.0, most_s: float = 300.0) -> None:
+    """Return once process `pid` has used under 20% of a core for `quiet_s` seconds (its warm-up done:
+    the studio's directions take about a minute of CPU on a first start, a moment when cached)."""
+    deadline = time.monotonic() + most_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(quiet_s)
+        if cpu_seconds(pid) - before < 0.2 * quiet_s:
+            return
+    raise RuntimeError(f"the app was still busy after {most_s:.0f} s")
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else values[0]
 
@@ -175,6 +187,7 @@ def run_load(clients: int, requests: int, mix: str = "all") -> dict:
     url = f"http://127.0.0.1:{port}/"
     server = start_server(port)
     try:
+        wait_idle(server.pid)
         warm = Results()
         client_loop(url, 0, len(calls(local_client(url), mix)), warm, mix)  # every endpoint once
         memory_before, cpu_before = rss_mb(server.pid), cpu_seconds(server.pid)

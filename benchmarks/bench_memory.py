@@ -3,8 +3,8 @@
     python -m benchmarks.bench_memory
 
 Starts `python app.py` as the README says, waits until it serves and has warmed up (the studio's
-directions and the latent map), and reads its resident memory; then the same for a process that only
-imports torch and gradio. Target: the app within 15% of the bare process.
+directions and the latent map: until its CPU use stops), and reads its resident memory; then the same
+for a process that only imports torch and gradio. Target: the app within 15% of the bare process.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.bench_load import free_port, rss_mb, start_server
+from benchmarks.bench_load import free_port, rss_mb, start_server, wait_idle
 
 BARE = "import torch, gradio, time; print('ready', flush=True); time.sleep(600)"
 
@@ -31,6 +31,7 @@ def settled_rss(pid: int, seconds: float = 20.0) -> float:
 def main() -> None:
     server = start_server(free_port())
     try:
+        wait_idle(server.pid)
         app_mb = settled_rss(server.pid)
     finally:
         server.terminate()

@@ -30,12 +30,15 @@ from .metrics import psnr
 from .preprocess import prepare_upload
 from .registry import MODELS, load_model, parse_model_repos
 from .studio import (
+    DIRECTION_SAMPLES,
+    DIRECTIONS_CACHE,
     PCA_SAMPLES,
     PRINCIPAL_COMPONENTS,
     Directions,
     Inversion,
     LatentMap,
     class_directions,
+    fingerprint,
     gan_principal_directions,
     generated_latents,
     invert,
@@ -472,8 +475,28 @@ class Lab:
             raise ValueError(f"{model} takes the class as an input: pick it with the label, not a direction.")
         with self._studio_lock:
             if model not in self._directions:
-                self._directions[model] = self._compute_directions(model, net)
+                self._directions[model] = self._cached_directions(model, net)
             return self._directions[model]
+
+    def _cached_directions(self, model: str, net: torch.nn.Module) -> Directions:
+        """The directions from the cache when they were computed for these weights and settings; else computed and cached."""
+        sources = [net] if MODELS[model].encoder or MODELS[model].ode else [net, self.model("classifier", False)]
+        settings = (
+            f"{model} {self.device.type} images {DIRECTION_IMAGES} ode {ODE_DIRECTION_IMAGES} x{ODE_DIRECTION_STEPS} "
+            f"samples {DIRECTION_SAMPLES} pca {PCA_SAMPLES} components {PRINCIPAL_COMPONENTS}"
+        )
+        path = DIRECTIONS_CACHE / f"{model}-{fingerprint(sources, settings)[:32]}.safetensors"
+        found = Directions.load(path, net.latent_dim)
+        if found is not None:
+            return found
+        started = time.perf_counter()
+        computed = self._compute_directions(model, net)
+        logger.info("Studio directions for %s computed in %.1f s", model, time.perf_counter() - started)
+        try:
+            computed.save(path)
+        except OSError as exc:
+            logger.warning("Studio directions for %s not cached (%s)", model, without_server_paths(str(exc)))
+        return computed
 
     @torch.inference_mode()
     def _compute_directions(self, model: str, net: torch.nn.Module) -> Directions:

@@ -20,13 +20,19 @@ Everything is seeded: same inputs, same outputs.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import nn
 
 from .data import CLASS_NAMES, to_tensor
+from .hub import write_atomic
 from .latent import seed_to_z
 
 INVERT_STEPS = 150  # Adam steps of GAN inversion
@@ -36,6 +42,9 @@ INVERT_LR = 0.08
 DIRECTION_SAMPLES = 16_384  # samples (GANs) behind the class directions (the first 4,096 for PCA)
 PCA_SAMPLES = 4096  # GAN samples whose first-layer activations the principal directions come from
 PRINCIPAL_COMPONENTS = 8
+# Computed directions are kept here, named by a hash of the weights they come from and of the settings
+# (a cold start of the app spends about a minute of CPU on them; a warm one reads a few KB).
+DIRECTIONS_CACHE = Path(os.environ.get("GENMODELS_CACHE") or Path.home() / ".cache" / "genmodels") / "directions"
 
 
 @dataclass
@@ -135,6 +144,42 @@ class Directions:
     centroids: torch.Tensor  # (10, latent_dim): each class's mean latent
     principal: torch.Tensor  # (PRINCIPAL_COMPONENTS, latent_dim): unit principal directions
     explained: torch.Tensor  # (PRINCIPAL_COMPONENTS,): share of variance of each component
+
+    def save(self, path: str | Path) -> None:
+        """Write the directions to a safetensors file, atomically."""
+        write_atomic(path, save({key: value.detach().cpu().contiguous() for key, value in asdict(self).items()}))
+
+    @classmethod
+    def load(cls, path: str | Path, latent_dim: int) -> Directions | None:
+        """Directions saved by `save` for a latent of `latent_dim`; None when the file is missing,
+        unreadable, or holds anything else (wrong names or shapes, non-finite values)."""
+        try:
+            tensors = load_file(str(path))
+        except (OSError, SafetensorError, ValueError):
+            return None
+        if set(tensors) != {field.name for field in fields(cls)}:
+            return None
+        principal = tensors["principal"]  # PRINCIPAL_COMPONENTS rows, fewer for a small latent
+        components = len(principal) if principal.dim() == 2 and len(principal) <= PRINCIPAL_COMPONENTS else -1
+        shapes = {"classes": (len(CLASS_NAMES), latent_dim), "centroids": (len(CLASS_NAMES), latent_dim)}
+        shapes.update(principal=(components, latent_dim), explained=(components,))
+        if any(
+            tuple(tensors[key].shape) != shape or not torch.isfinite(tensors[key]).all()
+            for key, shape in shapes.items()
+        ):
+            return None
+        return cls(**tensors)
+
+
+def fingerprint(modules: list[nn.Module], settings: str) -> str:
+    """A hex digest of the modules' weights and buffers (names, dtypes, shapes, bytes) and `settings`."""
+    digest = hashlib.sha256(settings.encode())
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 @torch.inference_mode()

@@ -9,7 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
+
+# The studio's directions are cached by weights; the tests (and the servers they start) use their own folder.
+os.environ.setdefault("GENMODELS_CACHE", tempfile.mkdtemp(prefix="genmodels-test-cache-"))
 
 import gradio as gr
 import pytest

@@ -17,8 +17,8 @@ from tests.conftest import TINY_CONFIGS
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A Lab over tiny random checkpoints of every family (fast, independent of training)."""
+def sources(tmp_path_factory):
+    """Tiny random checkpoints of every family (fast, independent of training)."""
     sources = {}
     for name, entry in MODELS.items():
         folder = tmp_path_factory.mktemp(name)
@@ -30,6 +30,11 @@ def lab(tmp_path_factory):
                     parameter.normal_(0, 0.05)
         model.save_pretrained(folder)
         sources[name] = folder
+    return sources
+
+
+@pytest.fixture(scope="module")
+def lab(sources):
     return Lab("cpu", sources)
 
 
@@ -160,6 +165,22 @@ def test_flow_has_directions_and_the_cgan_does_not(lab):
     assert torch.equal(lab.latent("flow", "Bag"), found.centroids[8]), "a class name is its centroid"
     with pytest.raises(ValueError, match="label"):
         lab.directions("cgan")
+
+
+def test_directions_are_computed_once_per_weights_and_then_read_from_the_cache(sources, tmp_path, monkeypatch):
+    monkeypatch.setattr("genmodels.lab.DIRECTIONS_CACHE", tmp_path)
+    computed = Lab("cpu", sources).directions("vae")
+    assert len(list(tmp_path.glob("vae-*.safetensors"))) == 1
+    again = Lab("cpu", sources)
+    monkeypatch.setattr(again, "_compute_directions", lambda *args: pytest.fail("recomputed"))
+    read = again.directions("vae")
+    assert all(torch.equal(getattr(read, key), getattr(computed, key)) for key in vars(computed))
+    changed = Lab("cpu", sources)
+    with torch.no_grad():
+        next(changed.model("vae").parameters())[0] += 0.5
+    monkeypatch.setattr(changed, "_compute_directions", lambda *args: computed)
+    changed.directions("vae")
+    assert len(list(tmp_path.glob("vae-*.safetensors"))) == 2, "other weights: computed and cached apart"
 
 
 def test_edit_then_project(lab):

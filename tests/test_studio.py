@@ -10,7 +10,7 @@ from genmodels.data import CLASS_NAMES
 from genmodels.dcgan import DCGANConfig, Generator
 from genmodels.lab import Lab, parse_keyframes
 from genmodels.latent import seed_to_z
-from genmodels.studio import LatentMap, invert, masked_psnr, move, orthogonalise, pca
+from genmodels.studio import Directions, LatentMap, fingerprint, invert, masked_psnr, move, orthogonalise, pca
 from tests.conftest import needs_data
 
 # --- maths on known cases -----------------------------------------------------------------------
@@ -24,6 +24,34 @@ def test_orthogonalise_removes_the_kept_directions():
     assert torch.allclose(others @ result, torch.zeros(3), atol=1e-5)
     with pytest.raises(ValueError, match="span"):
         orthogonalise(others[0], others)
+
+
+def test_directions_survive_a_file_and_a_bad_file_is_ignored(tmp_path):
+    torch.manual_seed(0)
+    saved = Directions(torch.randn(10, 6), torch.randn(10, 6), torch.randn(8, 6), torch.rand(8))
+    saved.save(tmp_path / "d.safetensors")
+    loaded = Directions.load(tmp_path / "d.safetensors", 6)
+    assert all(torch.equal(getattr(loaded, key), getattr(saved, key)) for key in vars(saved))
+    assert Directions.load(tmp_path / "d.safetensors", 7) is None, "another latent size"
+    assert Directions.load(tmp_path / "missing.safetensors", 6) is None
+    data = (tmp_path / "d.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    assert Directions.load(tmp_path / "cut.safetensors", 6) is None, "a truncated file"
+    saved.centroids[3, 2] = float("nan")
+    saved.save(tmp_path / "nan.safetensors")
+    assert Directions.load(tmp_path / "nan.safetensors", 6) is None
+
+
+def test_fingerprint_changes_with_any_weight_and_the_settings():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    first = fingerprint([net], "a")
+    assert fingerprint([net], "a") == first and fingerprint([net], "b") != first
+    with torch.no_grad():
+        net[0].weight[1, 2] += 1e-6
+    assert fingerprint([net], "a") != first
+    net[1].num_batches_tracked += 1  # a 0-d buffer counts too
+    assert len({first, fingerprint([net], "a")}) == 2
 
 
 def test_pca_finds_the_axis_of_largest_spread_and_the_map_inverts_it():
