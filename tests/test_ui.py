@@ -17,7 +17,7 @@ from genmodels.lab import Lab
 from ui import edit, generate, interpolate, roundtrip, studio
 from ui.files import OutputStore
 from ui.page import build_demo, status_line
-from ui.serving import MAX_THREADS
+from ui.serving import BLOCKED_PATHS, GRADIO_FILE_CHECKS, MAX_THREADS, QUEUE_POLL_S, is_allowed_file, is_in_or_equal
 
 EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
 
@@ -213,6 +213,40 @@ def test_every_action_but_ping_waits_in_one_first_come_line(lab):
     assert groups == {("compute", MAX_THREADS)}
     (ping,) = [fn for fn in demo.fns.values() if fn.api_name == "ping"]
     assert ping.concurrency_id != "compute", "a health check never waits behind the computations"
+    assert demo._queue.sleep_when_free == QUEUE_POLL_S
+
+
+def test_the_faster_file_checks_give_gradios_answers(tmp_path):
+    """Ours resolve each folder once; Gradio's (the reference) resolve everything every time."""
+    gradio_is_in_or_equal, gradio_is_allowed_file = GRADIO_FILE_CHECKS
+    cache, other = tmp_path / "cache", tmp_path / "other"
+    (cache / "abc").mkdir(parents=True)
+    other.mkdir()
+    (cache / "abc" / "image.png").write_bytes(b"x")
+    (cache / "link.png").symlink_to(Path(BLOCKED_PATHS[0]) / "dcgan-fashion" / "model.safetensors")
+    (cache / "folder-link").symlink_to(other)
+    blocked = Path(BLOCKED_PATHS[0])
+    paths = [
+        cache / "abc" / "image.png",
+        cache / "link.png",
+        cache / "folder-link" / "x.png",
+        f"{cache}/abc/../../other/x.png",
+        cache,
+        other / "x.png",
+        blocked / "dcgan-fashion" / "model.safetensors",
+        str(blocked).upper() + "/x",
+        f"{cache}/../../{blocked}/x",
+        Path(os.getcwd()) / "app.py",
+        "relative/file.png",
+        "/etc/passwd",
+    ]
+    lists = [(BLOCKED_PATHS, [], [str(cache)]), (BLOCKED_PATHS, [os.getcwd(), str(tmp_path)], [str(cache)])]
+    for path in paths:
+        assert is_in_or_equal(path, cache) == gradio_is_in_or_equal(path, cache), path
+        for blocked_paths, allowed_paths, created_paths in lists:
+            ours = is_allowed_file(Path(path), blocked_paths, allowed_paths, created_paths)
+            assert ours == gradio_is_allowed_file(Path(path), blocked_paths, allowed_paths, created_paths), path
+    assert is_allowed_file(cache / "link.png", BLOCKED_PATHS, [], [str(cache)]) == (False, "in_blocklist")
 
 
 def test_status_line_names_what_did_not_load_without_server_paths(tmp_path):

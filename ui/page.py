@@ -10,7 +10,7 @@ from . import denoise, edit, generate, interpolate, latent_map, roundtrip, studi
 from .components import bind
 from .files import OutputStore
 from .guard import GuardedBlocks
-from .serving import atomic_cache_writes, mcp_images_as_images, queue
+from .serving import atomic_cache_writes, fast_file_checks, mcp_images_as_images, queue
 
 
 def status_line(lab: Lab) -> str:
@@ -30,6 +30,7 @@ def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
     """Lay out the page for the models in `lab`, wire every event and set up the queue."""
     store = store or OutputStore()
     atomic_cache_writes()
+    fast_file_checks()
     mcp_images_as_images()
     with GuardedBlocks(title=texts.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(texts.INTRO)
