@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from .data import to_uint8
 from .hub import write_atomic
@@ -18,11 +17,20 @@ OUTPUT_SUFFIXES = (".png", ".npy")
 
 
 def grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
-    """Tile tensors (N, 1, H, W) in [-1, 1] into one uint8 image (H', W'); nrow defaults to ceil(sqrt(N))."""
-    images = to_uint8(x)  # (N, H, W)
-    nrow = nrow or math.ceil(math.sqrt(len(images)))
-    tiled = make_grid(images.unsqueeze(1), nrow=nrow, padding=padding, pad_value=0)  # (3, H', W')
-    return tiled[0].numpy()
+    """Tile tensors (N, 1, H, W) in [-1, 1] into one uint8 image (H', W'); nrow defaults to ceil(sqrt(N)).
+
+    torchvision's `make_grid` layout (the tests compare with it), without importing torchvision (see editing.py)."""
+    images = to_uint8(x).numpy()  # (N, H, W)
+    count, height, width = images.shape
+    if count == 1:  # one image is shown as it is, without a frame
+        return images[0]
+    columns = min(nrow or math.ceil(math.sqrt(count)), count)
+    rows = math.ceil(count / columns)
+    tiled = np.zeros((rows * (height + padding) + padding, columns * (width + padding) + padding), np.uint8)
+    for i, image in enumerate(images):  # `padding` black pixels around and between the tiles
+        top, left = padding + (i // columns) * (height + padding), padding + (i % columns) * (width + padding)
+        tiled[top : top + height, left : left + width] = image
+    return tiled
 
 
 def row(frames: list[np.ndarray], gap: int = 2) -> np.ndarray:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+
+from .editing import resize
 
 MAX_PIXELS = 4096 * 4096  # refuse larger images before decoding them (decompression bombs)
 MAX_FILE_BYTES = 20 * 2**20  # 20 MB
@@ -266,7 +266,7 @@ def _fit(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     long_side = max(h, w)
     new_h, new_w = max(1, round(h * size / long_side)), max(1, round(w * size / long_side))
-    x = TF.resize(x, [new_h, new_w], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    x = resize(x, (new_h, new_w))
     # An odd margin puts the extra pixel above and to the left, as Fashion-MNIST does.
     top, left = (size - new_h + 1) // 2, (size - new_w + 1) // 2
     return F.pad(x, (left, size - new_w - left, top, size - new_h - top), value=0.0)

@@ -22,3 +22,34 @@ def test_command_line_defaults_and_refusals(monkeypatch):
     for bad in (["--threads", "0"], ["--hub-repo", "nonsense"], ["--hub-repo", "dcgan=../etc"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)
+
+
+# Built and used (the map, directions, an upload prepared, an edit, a grid): what did the server import?
+USED_APP = """
+import sys
+import numpy as np
+import app
+from genmodels.data import EXAMPLES_DIR
+from genmodels.editing import EditParams
+from genmodels.images import grid
+from genmodels.preprocess import prepare_upload
+app.lab.map_picture()
+app.lab.directions("vae")
+image = prepare_upload(sorted(EXAMPLES_DIR.glob("*.png"))[0].read_bytes(), "full").image
+app.lab.edit(image, EditParams(crop=0.8, angle=30.0, scale=1.2, shear_x=10.0))
+grid(app.lab.generate("flow", 0, 4))
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_the_server_imports_no_evaluation_training_or_compiler_libraries():
+    """torchvision's package import loads torch._dynamo and Triton (156 MB); evaluation libraries are for the CLI."""
+    import subprocess
+    import sys
+
+    modules = set(
+        subprocess.run([sys.executable, "-c", USED_APP], capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert "app" in modules and "genmodels.editing" in modules
+    heavy = {"torchvision", "torch._dynamo", "triton", "torchmetrics", "sklearn", "scipy", "diffusers", "matplotlib"}
+    assert heavy & modules == set()

@@ -84,3 +84,65 @@ def test_non_images_are_rejected():
         editing.hflip(torch.zeros(28, 28))
     with pytest.raises(ValueError):
         editing.rotate(arrow(), float("nan"))
+
+
+# --- the same pixels as torchvision, the reference implementation of these maps --------------------
+
+IMAGES = {
+    "float square": torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1,
+    "uint8 square": torch.randint(0, 256, (1, 28, 28), generator=torch.Generator().manual_seed(1), dtype=torch.uint8),
+    "float wide": torch.rand(3, 17, 40, generator=torch.Generator().manual_seed(2)),
+}
+
+
+@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("angle", [0.0, 90.0, 180.0, 270.0, -90.0, 30.0, -45.5, 123.0, 370.0])
+@pytest.mark.parametrize("expand", [False, True])
+def test_rotate_matches_torchvision(name, angle, expand):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    image = IMAGES[name]
+    reference = TF.rotate(image, angle, interpolation=InterpolationMode.BILINEAR, expand=expand, fill=0.0)
+    assert torch.equal(editing.rotate(image, angle, expand=expand), reference)
+    if not expand:
+        reference = TF.rotate(image, angle, interpolation=InterpolationMode.BILINEAR, fill=0.5)
+        assert torch.equal(editing.rotate(image, angle, fill=0.5), reference)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize(
+    "angle, translate, scale, shear",
+    [
+        (0.0, (3.0, -2.0), 1.0, (0.0, 0.0)),
+        (15.0, (0.5, 1.5), 1.3, (10.0, -5.0)),
+        (-70.0, (-4.0, 0.0), 0.6, (0.0, 30.0)),
+    ],
+)
+def test_affine_matches_torchvision(name, angle, translate, scale, shear):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    image = IMAGES[name]
+    ours = editing.affine(image, angle=angle, translate=translate, scale=scale, shear=shear)
+    reference = TF.affine(
+        image, angle=angle, translate=list(translate), scale=scale, shear=list(shear),
+        interpolation=InterpolationMode.BILINEAR, fill=0.0,
+    )  # fmt: skip
+    assert torch.equal(ours, reference)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+@pytest.mark.parametrize("size", [(28, 28), (14, 9), (56, 50), (5, 70)])
+def test_resize_and_crops_match_torchvision(name, size):
+    from torchvision.transforms.v2 import functional as TF
+
+    image = IMAGES[name]
+    assert torch.equal(editing.resize(image, size), TF.resize(image, list(size), antialias=True))
+    for fraction in (0.3, 0.5, 0.77, 1.0):
+        h, w = image.shape[-2:]
+        expected = TF.center_crop(image, [max(1, round(h * fraction)), max(1, round(w * fraction))])
+        assert torch.equal(editing.center_crop_fraction(image, fraction), expected)
+    assert torch.equal(editing.crop(image, 1, 2, 9, 7), TF.crop(image, 1, 2, 9, 7))
+    assert torch.equal(editing.hflip(image), TF.horizontal_flip(image))
+    assert torch.equal(editing.vflip(image), TF.vertical_flip(image))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from genmodels.data import to_uint8
 from genmodels.images import (
     fit_for_display,
     gif_bytes,
@@ -26,6 +28,15 @@ def test_grid_tiles_with_padding():
     tiles = grid(x)
     assert tiles.shape == (2 * 30 + 2, 3 * 30 + 2) and tiles.dtype == np.uint8
     assert tiles[2:30, 2:30].min() == 255 and tiles[0].max() == 0
+
+
+@pytest.mark.parametrize("count, nrow, padding", [(1, None, 2), (6, None, 2), (16, None, 2), (7, 3, 1), (5, 8, 0)])
+def test_grid_matches_torchvision_make_grid(count, nrow, padding):
+    from torchvision.utils import make_grid
+
+    x = torch.rand(count, 1, 12, 9, generator=torch.Generator().manual_seed(count)) * 2 - 1
+    reference = make_grid(to_uint8(x).unsqueeze(1), nrow=nrow or math.ceil(math.sqrt(count)), padding=padding)
+    assert np.array_equal(grid(x, nrow, padding), reference[0].numpy())
 
 
 def test_png_is_deterministic_and_lossless():
