@@ -45,9 +45,9 @@ def assert_picture(path: str, size: tuple[int, int] | None = None) -> np.ndarray
 
 
 def test_generate_with_only_the_documented_names(client):
-    grid, download, _ = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")
+    grid, _ = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")
+    assert grid.endswith(".png"), "the grid is its own PNG download"
     first = assert_picture(grid, (122, 122))
-    assert_picture(download, (122, 122))
     again = client.predict(model="dcgan", seed=0, num=16, api_name="/generate")[0]
     assert np.array_equal(first, pixels(again)), "same seed and settings, same pixels"
     other = client.predict(model="dcgan", seed=1, num=16, api_name="/generate")[0]
@@ -97,9 +97,9 @@ def test_realize_denoise_and_guidance_side_by_side(client):
     job = client.submit(seed=5, label="Bag", api_name="/denoise")
     streamed = list(job)
     assert len(streamed) == 1 + 6 + 1, "the start, six steps, and the finished path"
-    last, caption, step, animation, download = job.result()
+    last, caption, step, animation = job.result()
     assert np.array_equal(pixels(last)[:, :28], pixels(sample)) and "step 6 of 6" in caption
-    assert Image.open(download).n_frames == 7 and step["value"] == 6
+    assert Image.open(animation).n_frames == 7 and step["value"] == 6
     gallery = client.predict(seed=5, label="Bag", api_name="/compare_guidance")
     assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", "guidance 4"]
     assert np.array_equal(pixels(gallery[2]["image"]), pixels(sample)), "the third weight is the default's"
@@ -115,18 +115,17 @@ def test_roundtrip(client):
     assert_picture(before, (28, 28))
     assert_picture(after, (28, 28))
     assert Image.open(heat).size == (28, 28) and "PSNR" in summary
-    assert len(samples) == 8 and [step["caption"] for step in steps] == ["1. grayscale input"]
+    assert Image.open(samples).size == (8 * 28 + 7 * 2, 28), "8 samples side by side, 2 px apart"
+    assert [step["caption"] for step in steps] == ["1. grayscale input"]
     assert "Used as it is" in summary, "a Fashion-MNIST test image reaches the model unchanged"
     before_pixels = np.asarray(Image.open(before))
     assert np.array_equal(before_pixels[..., 0] if before_pixels.ndim == 3 else before_pixels, pixels(EXAMPLE))
 
 
 def test_interpolate(client):
-    strip, animation, download = client.predict(
-        model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate"
-    )
+    strip, animation = client.predict(model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate")
     assert_picture(strip, (6 * 28 + 5 * 2, 28))
-    assert Image.open(download).n_frames == 10
+    assert Image.open(animation).n_frames == 10
     again = client.predict(model="vae", seed_a=0, seed_b=1, steps=6, method="slerp", api_name="/interpolate")[0]
     assert np.array_equal(pixels(strip), pixels(again))
 
@@ -223,7 +222,7 @@ def test_studio_endpoints(client):
     assert Image.open(operands).size == (3 * 28 + 2 * 2, 28), "A, B and C side by side, 2 px apart"
     sneaker = client.predict(model="vae", a="Sneaker", b="seed 1", c="seed 1", api_name="/arithmetic")[1]
     assert np.array_equal(assert_picture(result, (28, 28)), pixels(sneaker)), "A - A + C = C = C - B + B"
-    strip, gif, _ = client.predict(model="dcgan", keys="seed 0, Bag, seed 5", steps=4, api_name="/keyframes")
+    strip, gif = client.predict(model="dcgan", keys="seed 0, Bag, seed 5", steps=4, api_name="/keyframes")
     # Two segments of 4 frames sharing "Bag": 7 frames of 28 px, 2 px apart; the GIF plays them once through.
     assert Image.open(strip).size == (7 * 28 + 6 * 2, 28) and Image.open(gif).n_frames == 7
     with pytest.raises(AppError, match="keyframes"):

@@ -102,7 +102,12 @@ def test_generate_tab(page):
     set_slider(page, "#generate-num", 4)  # no button: the grid follows the slider
     changed_source(page, "#generate-grid", second)
     assert natural_size(page, "#generate-grid") == (2 * 30 + 2, 2 * 30 + 2), "now 4 tiles"
+    page.locator("#generate-compare input").check()  # the same seeds through every model, shown below
+    page.locator("#generate-comparison img").nth(3).wait_for()
+    assert page.locator("#generate-comparison").get_by_text("flow").count() >= 1
     page.screenshot(path=ARTIFACTS / "generate.png", full_page=True)
+    page.locator("#generate-compare input").uncheck()
+    page.locator("#generate-comparison").wait_for(state="hidden")
 
 
 @needs_browser
@@ -127,6 +132,8 @@ def test_roundtrip_tab(page):
     page.locator("#roundtrip-button").click()
     image_source(page, "#roundtrip-slider")
     page.get_by_text("Reconstruction error").wait_for()
+    image_source(page, "#roundtrip-samples")
+    assert natural_size(page, "#roundtrip-samples") == (8 * 28 + 7 * 2, 28), "8 posterior samples in one picture"
     page.get_by_text("Realize with the flow model instead").click()
     page.locator("#roundtrip-realize").click()
     image_source(page, "#roundtrip-realized")
@@ -178,7 +185,8 @@ def test_denoise_tab_streams_scrubs_and_compares_guidance(page):
     set_slider(page, "#denoise-step", 2)  # scrub back along the path: no computing, the kept frame
     page.locator("#denoise-info").get_by_text("step 2 of 6").wait_for()
     changed_source(page, "#denoise-picture", last)
-    page.get_by_text(".gif").first.wait_for()  # the path to download
+    page.locator("#denoise-animation img").wait_for()  # the path as a GIF, with its download button
+    assert page.locator("#denoise-animation img").get_attribute("src").endswith(".gif")
     page.locator("#guidance-button").click()
     page.locator("#guidance-row img").nth(2).wait_for()
     assert page.locator("#guidance-row").get_by_text("guidance 0").count() >= 1

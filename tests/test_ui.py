@@ -17,7 +17,7 @@ from genmodels.lab import Lab
 from ui import edit, generate, interpolate, roundtrip, studio
 from ui.files import OutputStore
 from ui.page import build_demo, status_line
-from ui.serving import BLOCKED_PATHS, GRADIO_FILE_CHECKS, MAX_THREADS, QUEUE_POLL_S, is_allowed_file, is_in_or_equal
+from ui.serving import BLOCKED_PATHS, COMPUTING, GRADIO_FILE_CHECKS, QUEUE_POLL_S, is_allowed_file, is_in_or_equal
 
 EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
 
@@ -32,13 +32,12 @@ def store(tmp_path):
     return OutputStore(tmp_path)
 
 
-def test_generate_gives_grid_gallery_and_download(lab, store):
-    picture, download, compare = generate.generate(lab, store, "dcgan", 3, 6)
+def test_generate_gives_grid_and_gallery(lab):
+    picture, compare = generate.generate(lab, "dcgan", 3, 6)
     assert picture.shape == (2 * 30 + 2, 3 * 30 + 2), "6 tiles of 28 px in 3 columns, 2 px gaps and border"
-    assert Image.open(download).size == (3 * 30 + 2, 2 * 30 + 2)
-    assert compare["visible"] is False
-    again = generate.generate(lab, store, "dcgan", 3, 6)
-    assert np.array_equal(picture, again[0]) and again[1] == download
+    assert compare == [], "no comparison unless asked for"
+    again = generate.generate(lab, "dcgan", 3, 6)
+    assert np.array_equal(picture, again[0])
     gallery = generate.singles(lab, "dcgan", 3, 6)
     assert len(gallery) == 6 and gallery[0][1] == "seed 3" and gallery[0][0].shape == (28, 28)
     assert np.array_equal(gallery[4][0], picture[32:60, 32:60]), "image 4 is the grid's row 1, column 1"
@@ -52,23 +51,23 @@ def test_model_card_panel_names_the_model(lab):
 
 
 def test_compare_shows_every_generative_model(lab, store):
-    *_, compare = generate.generate(lab, store, "vae", 0, 4, compare=True)
-    assert compare["visible"] is True
-    assert [caption for _, caption in compare["value"]] == lab.generative()
+    *_, compare = generate.generate(lab, "vae", 0, 4, compare=True)
+    assert [caption for _, caption in compare] == lab.generative()
+    assert generate.show_if(True)["visible"] and not generate.show_if(False)["visible"], "the checkbox shows it"
     # "any class" is flow's alone: the comparison leaves out the cGAN, which needs a class.
-    *_, compare = generate.generate(lab, store, "flow", 0, 4, compare=True, label="any class")
-    assert [caption for _, caption in compare["value"]] == ["dcgan", "vae", "flow"]
+    *_, compare = generate.generate(lab, "flow", 0, 4, compare=True, label="any class")
+    assert [caption for _, caption in compare] == ["dcgan", "vae", "flow"]
     with pytest.raises(gr.Error, match="class"):
-        generate.generate(lab, store, "cgan", 0, 4, label="any class")
+        generate.generate(lab, "cgan", 0, 4, label="any class")
 
 
 def test_flow_steps_and_guidance_reach_the_model(lab, store):
     grids = {
-        settings: generate.generate(lab, store, "flow", 5, 4, label="Bag", steps=settings[0], guidance=settings[1])[0]
+        settings: generate.generate(lab, "flow", 5, 4, label="Bag", steps=settings[0], guidance=settings[1])[0]
         for settings in ((8, 1.5), (4, 1.5), (8, 0.0))
     }
     assert len({grid.tobytes() for grid in grids.values()}) == 3
-    unguided = generate.generate(lab, store, "flow", 5, 4, label="Sneaker", steps=8, guidance=0.0)[0]
+    unguided = generate.generate(lab, "flow", 5, 4, label="Sneaker", steps=8, guidance=0.0)[0]
     assert np.array_equal(unguided, grids[(8, 0.0)]), "guidance 0 ignores the class"
     row = studio.every_class(lab, "flow", 5, label="any class")
     assert row.shape == (28, 10 * 30 - 2), "ten 28 px images, 2 px apart"
@@ -93,7 +92,7 @@ def test_flow_steps_and_guidance_reach_the_model(lab, store):
 def test_generate_refuses_bad_numbers(lab, store, kwargs):
     arguments = {"model": "dcgan", "seed": 0, "num": 4, **kwargs}
     with pytest.raises(gr.Error):
-        generate.generate(lab, store, **arguments)
+        generate.generate(lab, **arguments)
 
 
 def test_settings_json_round_trip_and_plain_refusals(lab):
@@ -112,7 +111,9 @@ def test_roundtrip_from_a_file_and_from_a_drawing(lab):
     assert "Used as it is" in summary and "against the prepared 28x28 image" in summary
     assert slider[0].shape == slider[1].shape == (28, 28)
     assert heat.shape == (28, 28, 3) and "PSNR" in summary
-    assert set(plot["statistic"]) == {"mean", "standard deviation"} and len(samples) == 8
+    assert set(plot["statistic"]) == {"mean", "standard deviation"}
+    expected = lab.roundtrip(roundtrip.read_upload(EXAMPLE, "", "auto").image, 0).samples
+    assert np.array_equal(samples[:, 30:58], expected[1]) and samples.shape == (28, 8 * 30 - 2)
 
     canvas = np.zeros((400, 400, 4), np.uint8)
     canvas[100:300, 150:250] = (0, 0, 0, 255)  # a dark block drawn on a transparent layer
@@ -127,11 +128,11 @@ def test_roundtrip_refuses_bad_uploads(lab, image, words):
 
 
 def test_interpolate_gives_strip_and_a_boomerang_gif(lab, store):
-    strip, animation, download = interpolate.interpolate(lab, store, "dcgan", 0, 1, 5, "slerp")
+    strip, animation = interpolate.interpolate(lab, store, "dcgan", 0, 1, 5, "slerp")
     assert strip.shape == (28, 5 * 28 + 4 * 2)
-    frames = Image.open(download)
+    frames = Image.open(animation)
     # Forward 0 1 2 3 4, then back 3 2 1 (the ends are not repeated): 8 frames, and frame 5 is frame 3.
-    assert animation == download and frames.n_frames == 8
+    assert frames.n_frames == 8
     frames.seek(3)
     third = np.asarray(frames.convert("L"))
     frames.seek(5)
@@ -210,7 +211,7 @@ def test_masked_regeneration_and_the_undo_history(lab):
 def test_every_action_but_ping_waits_in_one_first_come_line(lab):
     demo = build_demo(lab)
     groups = {(fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name != "ping"}
-    assert groups == {("compute", MAX_THREADS)}
+    assert groups == {("compute", COMPUTING)}
     (ping,) = [fn for fn in demo.fns.values() if fn.api_name == "ping"]
     assert ping.concurrency_id != "compute", "a health check never waits behind the computations"
     assert demo._queue.sleep_when_free == QUEUE_POLL_S

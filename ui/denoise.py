@@ -40,8 +40,7 @@ def denoise(
 
     Starts from seed `seed`'s noise at t = 1 (a sample), or, with `image`, from the picture noised to
     t = strength (a realize). Each frame shows x_t beside the clean image the model predicts from it,
-    x_0 = x_t - t v. Returns the last frame, its caption, the step shown, and the whole path as a GIF
-    (twice: to show and to download).
+    x_0 = x_t - t v. Returns the last frame, its caption, the step shown, and the whole path as a GIF.
 
     Args:
         seed: random seed of the noise.
@@ -57,12 +56,12 @@ def denoise(
     for t, x_t, predicted in path:
         frames.append(row([x_t, BLANK if predicted is None else predicted]))
         times.append(t)
-        yield frames[-1], frame_text(len(frames) - 1, None, t), gr.update(), None, None, None
+        yield frames[-1], frame_text(len(frames) - 1, None, t), gr.update(), None, None
     total = len(frames) - 1
     state = {"frames": frames, "times": times}
     step = gr.update(maximum=max(total, 1), value=total, interactive=total > 0)
     animation = gif(store, frames, boomerang=False)
-    yield frames[-1], frame_text(total, total, times[-1]), step, animation, animation, state
+    yield frames[-1], frame_text(total, total, times[-1]), step, animation, state
 
 
 def show_step(path: dict | None, step: int):
@@ -121,9 +120,14 @@ def render(lab: Lab, store: OutputStore) -> None:
             step = gr.Slider(
                 0, DEFAULTS["steps"], value=0, step=1, label="Step", interactive=False, elem_id="denoise-step"
             )
-            with gr.Row():
-                animation = gr.Image(label="The path", type="filepath", elem_classes="enlarge", height=220)
-                download = gr.File(label="Download the path (GIF)")
+            animation = gr.Image(
+                label="The path (GIF)",
+                type="filepath",
+                elem_classes="enlarge",
+                height=220,
+                buttons=["download", "fullscreen"],
+                elem_id="denoise-animation",
+            )
             row_out = gr.Gallery(
                 label="Guidance side by side", columns=3, format="png", height=220, elem_id="guidance-row"
             )
@@ -131,7 +135,7 @@ def render(lab: Lab, store: OutputStore) -> None:
     run.click(
         bind(denoise, lab, store),
         [seed, label, steps, guidance, image, strength],
-        [picture, info, step, animation, download, path],
+        [picture, info, step, animation, path],
         api_name="denoise",
         show_progress="minimal",
     )

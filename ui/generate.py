@@ -8,14 +8,13 @@ import gradio as gr
 
 from genmodels.data import CLASS_NAMES
 from genmodels.flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
-from genmodels.images import grid, png_bytes
+from genmodels.images import grid
 from genmodels.lab import MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
 from genmodels.registry import MODELS
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
 from .components import CLASS_CHOICES, LIVE, bind, class_choices, friendly, label_visibility, to_uint8_list
-from .files import OutputStore
 
 # Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
 LINK_JS = """
@@ -32,7 +31,6 @@ LINK_JS = """
 @friendly
 def generate(
     lab: Lab,
-    store: OutputStore,
     model: str,
     seed: int,
     num: int = 16,
@@ -46,7 +44,7 @@ def generate(
     """Generate images of clothes from random seeds with one of the lab's models, as a grid.
 
     Image i comes from seed seed + i, so the same settings always give the same pixels. Returns the grid
-    (28x28 tiles), the same grid as a PNG file, and with `compare` the same seeds through every model.
+    (28x28 tiles, a PNG file) and with `compare` the same seeds through every model.
 
     Args:
         model: which generative model draws the images (dcgan, vae, cgan or flow).
@@ -69,7 +67,7 @@ def generate(
                 comparison.append((tiles, name))
             elif label in class_choices(name) or not MODELS[name].conditional:
                 comparison.append((grid(lab.generate(name, seed, num, *knobs)), name))
-    return tiles, store.save(png_bytes(tiles), ".png"), gr.update(value=comparison, visible=compare)
+    return tiles, comparison
 
 
 @friendly
@@ -184,7 +182,12 @@ def knob_visibility(model: str, label: str | None = None):
     )
 
 
-def render(lab: Lab, store: OutputStore) -> dict:
+def show_if(visible: bool) -> dict:
+    """Show or hide a component."""
+    return gr.update(visible=bool(visible))
+
+
+def render(lab: Lab) -> dict:
     """Lay out the Generate tab and wire its events; returns what the page wires on load."""
     generative = lab.generative()
     default_model = generative[0] if generative else None
@@ -220,7 +223,9 @@ def render(lab: Lab, store: OutputStore) -> dict:
                 elem_id="generate-guidance",
             )
             label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
-            compare = gr.Checkbox(False, label="Compare: the same seeds through every model")
+            compare = gr.Checkbox(
+                False, label="Compare: the same seeds through every model", elem_id="generate-compare"
+            )
             run = gr.Button("Generate", variant="primary", elem_id="generate-button")
             with gr.Accordion("Share these settings", open=False, elem_id="share"):
                 link_button = gr.Button("🔗 Link to this result", size="sm", elem_id="link-button")
@@ -242,17 +247,18 @@ def render(lab: Lab, store: OutputStore) -> dict:
                 buttons=["download", "fullscreen"],
                 height=480,
             )
-            comparison = gr.Gallery(label="Compare", columns=3, visible=False, format="png")
+            comparison = gr.Gallery(
+                label="Compare", columns=3, visible=False, format="png", elem_id="generate-comparison"
+            )
             gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery")
-            download = gr.File(label="Download grid (PNG, 28x28 tiles)")
 
     inputs = [model, seed, num, truncation, temperature, compare, label, steps, guidance]
-    outputs = [picture, download, comparison]
+    outputs = [picture, comparison]
     controls = [model, seed, num, truncation, temperature, label, steps, guidance]
 
     def on_generate(trigger, gallery_too: bool = True, **options) -> None:
         """Wire `trigger` to generate, then (unless live) to the gallery of single images."""
-        event = trigger(bind(generate, lab, store), inputs, outputs, **options)
+        event = trigger(bind(generate, lab), inputs, outputs, **options)
         if gallery_too:
             event.success(bind(singles, lab), inputs, gallery, api_visibility="private")
 
@@ -269,6 +275,9 @@ def render(lab: Lab, store: OutputStore) -> dict:
         on_generate(slider.release, **LIVE)  # where it stops: the single images too
     on_generate(seed.submit, **LIVE)
     on_generate(compare.change, **LIVE)
+    # Shown or hidden by the checkbox itself, not by each answer: a gr.update() in an answer makes Gradio
+    # rebuild the component's config and JSON schema on every request (a tenth of a generate's CPU).
+    compare.change(show_if, compare, comparison, api_visibility="private", show_progress="hidden", queue=False)
     link_button.click(None, controls, link, js=LINK_JS)
     copy.click(bind(settings, lab), controls, settings_text, api_name="settings")
     loaded = load.click(bind(load_settings, lab), settings_text, controls, api_name="load_settings")

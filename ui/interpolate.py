@@ -49,7 +49,7 @@ def interpolate(
     b = read_upload(image_b).image if image_b is not None else None
     frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))
     animation = gif(store, frames)
-    return row(frames), animation, animation
+    return row(frames), animation
 
 
 @friendly
@@ -104,10 +104,15 @@ def render(lab: Lab, store: OutputStore) -> None:
                 frame = gr.Image(
                     label="Here", format="png", elem_classes="enlarge", height=200, elem_id="interpolate-frame"
                 )
-            animation = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=300)
-            download = gr.File(label="Download GIF")
+            animation = gr.Image(
+                label="Animation (GIF)",
+                type="filepath",
+                elem_classes="enlarge",
+                height=300,
+                buttons=["download", "fullscreen"],
+            )
     inputs = [model, seed_a, seed_b, steps, method, image_a, image_b, label]
-    outputs = [strip, animation, download]
+    outputs = [strip, animation]
     handler = bind(interpolate, lab, store)
     run.click(handler, inputs, outputs, api_name="interpolate")
     steps.release(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last")

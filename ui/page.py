@@ -21,8 +21,11 @@ def status_line(lab: Lab) -> str:
     return status + "".join(f"\n- {notice}" for notice in lab.notices)
 
 
-def ping() -> str:
-    """Answer "pong" at once: a health check, and the server's own round trip for the speed benchmarks."""
+async def ping() -> str:
+    """Answer "pong" at once: a health check, and the server's own round trip for the speed benchmarks.
+
+    A coroutine: it runs on the event loop, so it needs no worker thread and answers while every
+    thread computes."""
     return "pong"
 
 
@@ -36,7 +39,7 @@ def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
         gr.Markdown(texts.INTRO)
         gr.Markdown(status_line(lab), elem_id="status")
         with gr.Tab("Generate", id="generate"):
-            generated = generate.render(lab, store)
+            generated = generate.render(lab)
         with gr.Tab("Round trip", id="roundtrip"):
             roundtrip.render(lab)
         with gr.Tab("Interpolate", id="interpolate"):

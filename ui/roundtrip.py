@@ -8,7 +8,7 @@ import pandas as pd
 
 from genmodels.data import EXAMPLES_DIR
 from genmodels.flow import REALIZE_STRENGTH
-from genmodels.images import fit_for_display, heatmap
+from genmodels.images import fit_for_display, heatmap, row
 from genmodels.lab import ANY_CLASS, Lab
 from genmodels.preprocess import PREPARATIONS
 
@@ -25,7 +25,7 @@ def roundtrip(
 
     Returns the preparation steps to 28x28, the prepared image and its reconstruction, a per-pixel error
     map, a summary (MSE, PSNR, what preparation did), the posterior mean and spread per latent
-    dimension, and 8 samples from the posterior.
+    dimension, and 8 samples from the posterior side by side in one picture.
 
     Args:
         image: the picture to reconstruct (any common format; a Fashion-MNIST-like image passes unchanged).
@@ -43,7 +43,7 @@ def roundtrip(
         f"**Preparation:** {prepared.summary}"
     )
     plot = posterior_frame(result.mu, result.std)
-    samples = [(sample, f"z ~ q(z|x) #{i + 1}") for i, sample in enumerate(result.samples)]
+    samples = row(list(result.samples))
     return steps, slider, heatmap(result.error), summary, plot, samples
 
 
@@ -109,7 +109,14 @@ def render(lab: Lab) -> None:
             plot = gr.LinePlot(
                 x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
             )
-            samples = gr.Gallery(label="Samples from the posterior", columns=8, format="png", height=160)
+            # One picture, not a gallery of eight: each picture is a file to write, check and download.
+            samples = gr.Image(
+                label="8 samples z ~ q(z|x) from the posterior, side by side",
+                format="png",
+                elem_id="roundtrip-samples",
+                elem_classes="enlarge",
+                height=140,
+            )
     outputs = [steps, slider, heat, summary, plot, samples]
     handler = bind(roundtrip, lab)
     inputs = [image, sketch, seed, preparation]

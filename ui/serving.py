@@ -22,7 +22,10 @@ from .texts import CSS
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
-MAX_THREADS = 4  # requests computed at once, over all events together (one shared first-come line)
+COMPUTING = max(
+    2, os.cpu_count() or 1
+)  # requests computed at once over every event (one first-come line): one per core
+MAX_THREADS = COMPUTING  # Gradio's worker threads (uploads, downloads and ping are coroutines and need none)
 STATUS_UPDATE_S = 1.0  # seconds between the queue-position messages to waiting clients
 QUEUE_POLL_S = 0.005  # how often the queue looks for a free worker or a new request (Gradio: every 1 ms)
 MMAP_THRESHOLD = 64 * 1024  # bytes; see release_freed_memory()
@@ -57,11 +60,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 def default_threads() -> int:
     """CPU threads per request: the cores shared among the requests computed at once (at least 1)."""
-    return max(1, (os.cpu_count() or 1) // MAX_THREADS)
+    return max(1, (os.cpu_count() or 1) // COMPUTING)
 
 
 def queue(demo: gr.Blocks) -> None:
-    """One first-come line: MAX_THREADS requests at once over every computing event, at most QUEUE_SIZE waiting.
+    """One first-come line: COMPUTING requests at once over every computing event, at most QUEUE_SIZE waiting.
 
     By default each event has its own concurrency group and Gradio picks the next group to serve at
     random, so an action asked for twice as often as another waits twice as long (median 3.7 s against
@@ -69,14 +72,14 @@ def queue(demo: gr.Blocks) -> None:
     even when the line is long. Queue positions go out once a second, not to every waiting client each
     time a job starts (54 vs 42 ms of CPU per request).
     """
-    demo.queue(default_concurrency_limit=MAX_THREADS, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_S)
+    demo.queue(default_concurrency_limit=COMPUTING, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_S)
     # Gradio's queue loop polls every millisecond, busy or idle: 8% of a core doing nothing, and time the
     # event loop cannot spend on requests under load. Every 5 ms costs a request at most 5 ms.
     demo._queue.sleep_when_free = QUEUE_POLL_S
     for block_fn in demo.fns.values():
         if block_fn.api_name != "ping":
             block_fn.concurrency_id = "compute"
-            block_fn.concurrency_limit = MAX_THREADS
+            block_fn.concurrency_limit = COMPUTING
 
 
 def release_freed_memory() -> None:

@@ -248,7 +248,7 @@ def keyframes(
     """
     frames = to_uint8_list(lab.keyframes(model, keys, steps, method, label, images=images))
     animation = gif(store, frames, boomerang=False)
-    return row(frames), animation, animation
+    return row(frames), animation
 
 
 @friendly
@@ -408,7 +408,7 @@ def render_arithmetic() -> tuple:
 
 
 def render_keyframes() -> tuple:
-    """The keyframes accordion: (keys, images, steps, method, button, [strip, animation, download])."""
+    """The keyframes accordion: (keys, images, steps, method, button, [strip, animation])."""
     with gr.Accordion("Keyframes: a path through several latents, as a GIF", open=False):
         keys = gr.Textbox(
             "seed 0, Sneaker, Bag, seed 5",
@@ -420,10 +420,14 @@ def render_keyframes() -> tuple:
             method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
         run = gr.Button("Make the path", elem_id="keyframes-button")
         strip = gr.Image(label="Path", format="png", elem_classes="enlarge", elem_id="keyframes-strip")
-        with gr.Row():
-            animation = gr.Image(label="Animation", type="filepath", elem_classes="enlarge", height=240)
-            download = gr.File(label="Download GIF")
-    return keys, images, steps, method, run, [strip, animation, download]
+        animation = gr.Image(
+            label="Animation (GIF)",
+            type="filepath",
+            elem_classes="enlarge",
+            height=240,
+            buttons=["download", "fullscreen"],
+        )
+    return keys, images, steps, method, run, [strip, animation]
 
 
 def render_mask_editor() -> tuple:
