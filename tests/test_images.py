@@ -81,8 +81,8 @@ def test_gif_loops_back_and_forth():
         gif_bytes([])
 
 
-def test_fit_for_display_enlarges_small_and_shrinks_large_images():
-    assert fit_for_display(np.zeros((28, 28), np.uint8)).shape == (224, 224)
+def test_fit_for_display_keeps_small_and_shrinks_large_images():
+    assert fit_for_display(np.zeros((28, 28), np.uint8)).shape == (28, 28)
     assert fit_for_display(np.zeros((1000, 500), np.uint8)).shape == (224, 112)
 
 

@@ -89,7 +89,15 @@ def render(lab: Lab) -> None:
             )
             run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
         with gr.Column(scale=2):
-            steps = gr.Gallery(label="Preprocessing to 28x28", columns=5, format="png", height=240)
+            steps = gr.Gallery(
+                label="Preprocessing to 28x28",
+                columns=5,
+                format="png",
+                height=240,
+                object_fit="contain",
+                fit_columns=False,  # one step stays a fifth of the width, not a 780 px close-up
+                elem_id="roundtrip-steps",
+            )
             with gr.Row():
                 slider = gr.ImageSlider(
                     label="Before / after", format="png", elem_id="roundtrip-slider", elem_classes="enlarge"
