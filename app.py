@@ -16,6 +16,7 @@ the environment's GENMODELS_DEVICE and GENMODELS_HUB_REPOS.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import threading
@@ -103,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=lab.warm_up, name="warm-up", daemon=True).start()
     options = {**LAUNCH_OPTIONS, "mcp_server": not args.no_mcp}
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **options)
+    # The ~400,000 objects of torch, Gradio, the page and its server live as long as the app: leave them out
+    # of the garbage collector's full passes, which hold the GIL (under the standard load, about 15 a
+    # minute: 170 ms each before, 90 ms after).
+    gc.collect()
+    gc.freeze()
     if args.share and demo.share_url:
         logger.info("Public link (anyone with it can use this app while it runs): %s", demo.share_url)
     elif args.share:
