@@ -479,7 +479,7 @@ class Lab:
             return self._directions[model]
 
     def _cached_directions(self, model: str, net: torch.nn.Module) -> Directions:
-        """The directions from the cache when they were computed for these weights and settings; else computed and cached."""
+        """The directions cached for these weights and settings, or computed now and cached."""
         sources = [net] if MODELS[model].encoder or MODELS[model].ode else [net, self.model("classifier", False)]
         settings = (
             f"{model} {self.device.type} images {DIRECTION_IMAGES} ode {ODE_DIRECTION_IMAGES} x{ODE_DIRECTION_STEPS} "

@@ -22,9 +22,8 @@ from .texts import CSS
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE_SIZE = 64  # requests waiting at most; more get "queue full" at once rather than a long wait
-COMPUTING = max(
-    2, os.cpu_count() or 1
-)  # requests computed at once over every event (one first-come line): one per core
+# Requests computed at once over every event (one first-come line): one per core, each on one thread.
+COMPUTING = max(2, os.cpu_count() or 1)
 MAX_THREADS = COMPUTING  # Gradio's worker threads (uploads, downloads and ping are coroutines and need none)
 STATUS_UPDATE_S = 1.0  # seconds between the queue-position messages to waiting clients
 QUEUE_POLL_S = 0.005  # how often the queue looks for a free worker or a new request (Gradio: every 1 ms)
@@ -42,8 +41,8 @@ LAUNCH_OPTIONS = {  # for demo.launch(), in app.main() and the tests
     "css": CSS,
     "max_file_size": MAX_FILE_BYTES,
     "show_error": True,
-    # Worker threads for all events together: a few per core. Each thread that runs the models keeps
-    # its own oneDNN kernel caches, so Gradio's default of 40 costs memory and buys nothing on 2 cores.
+    # Worker threads for all events together: one per core. Each thread that runs the models keeps its
+    # own oneDNN kernel caches, so Gradio's default of 40 costs memory and buys nothing on 2 cores.
     "max_threads": MAX_THREADS,
     "allowed_paths": ALLOWED_PATHS,
     "blocked_paths": BLOCKED_PATHS,
