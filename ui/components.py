@@ -130,6 +130,18 @@ def image_input(label: str, **kwargs) -> Upload:
     return Upload(type="filepath", image_mode=None, sources=["upload", "clipboard"], label=label, **kwargs)
 
 
+def gif_output(label: str, height: int, **kwargs) -> gr.Image:
+    """A looping GIF (a file in the output store), enlarged; its download button is the GIF's download."""
+    return gr.Image(
+        label=label,
+        type="filepath",
+        elem_classes="enlarge",
+        height=height,
+        buttons=["download", "fullscreen"],
+        **kwargs,
+    )
+
+
 def user_error(message: str, where: str) -> gr.Error:
     """A message for the user about their input: one log line, no traceback (that is for real faults)."""
     message = without_server_paths(message)

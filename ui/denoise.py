@@ -13,7 +13,7 @@ from genmodels.lab import ANY_CLASS, MAX_APP_SEED, Lab
 from genmodels.settings import DEFAULTS
 
 from . import texts
-from .components import CLASS_CHOICES, bind, friendly, image_input, read_upload, to_uint8_list
+from .components import CLASS_CHOICES, bind, friendly, gif_output, image_input, read_upload, to_uint8_list
 from .files import OutputStore
 from .interpolate import gif
 
@@ -120,14 +120,7 @@ def render(lab: Lab, store: OutputStore) -> None:
             step = gr.Slider(
                 0, DEFAULTS["steps"], value=0, step=1, label="Step", interactive=False, elem_id="denoise-step"
             )
-            animation = gr.Image(
-                label="The path (GIF)",
-                type="filepath",
-                elem_classes="enlarge",
-                height=220,
-                buttons=["download", "fullscreen"],
-                elem_id="denoise-animation",
-            )
+            animation = gif_output("The path (GIF)", 220, elem_id="denoise-animation")
             row_out = gr.Gallery(
                 label="Guidance side by side", columns=3, format="png", height=220, elem_id="guidance-row"
             )

@@ -9,7 +9,17 @@ from genmodels.images import gif_bytes, row, upscale
 from genmodels.lab import MAX_STEPS, Lab
 
 from . import texts
-from .components import CLASS_CHOICES, LIVE, bind, friendly, image_input, label_visibility, read_upload, to_uint8_list
+from .components import (
+    CLASS_CHOICES,
+    LIVE,
+    bind,
+    friendly,
+    gif_output,
+    image_input,
+    label_visibility,
+    read_upload,
+    to_uint8_list,
+)
 from .files import OutputStore
 
 GIF_ZOOM = 8  # GIF frames are enlarged to 224x224 (nearest-neighbour): a GIF is viewed outside the page
@@ -104,13 +114,7 @@ def render(lab: Lab, store: OutputStore) -> None:
                 frame = gr.Image(
                     label="Here", format="png", elem_classes="enlarge", height=200, elem_id="interpolate-frame"
                 )
-            animation = gr.Image(
-                label="Animation (GIF)",
-                type="filepath",
-                elem_classes="enlarge",
-                height=300,
-                buttons=["download", "fullscreen"],
-            )
+            animation = gif_output("Animation (GIF)", 300)
     inputs = [model, seed_a, seed_b, steps, method, image_a, image_b, label]
     outputs = [strip, animation]
     handler = bind(interpolate, lab, store)

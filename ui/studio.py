@@ -23,6 +23,7 @@ from .components import (
     Upload,
     bind,
     friendly,
+    gif_output,
     gray,
     image_input,
     label_visibility,
@@ -420,13 +421,7 @@ def render_keyframes() -> tuple:
             method = gr.Radio(["slerp", "lerp"], value="slerp", label="Method")
         run = gr.Button("Make the path", elem_id="keyframes-button")
         strip = gr.Image(label="Path", format="png", elem_classes="enlarge", elem_id="keyframes-strip")
-        animation = gr.Image(
-            label="Animation (GIF)",
-            type="filepath",
-            elem_classes="enlarge",
-            height=240,
-            buttons=["download", "fullscreen"],
-        )
+        animation = gif_output("Animation (GIF)", 240)
     return keys, images, steps, method, run, [strip, animation]
 
 
