@@ -10,7 +10,7 @@ from genmodels.data import EXAMPLES_DIR
 from genmodels.flow import REALIZE_STRENGTH
 from genmodels.images import fit_for_display, heatmap, row
 from genmodels.lab import ANY_CLASS, Lab
-from genmodels.preprocess import PREPARATIONS
+from genmodels.preprocess import PREPARATIONS, Prepared
 
 from . import texts
 from .components import Sketchpad, bind, friendly, image_input, read_upload
@@ -23,7 +23,8 @@ def roundtrip(
 ):
     """Push a picture through the VAE and back: how it is prepared, its reconstruction and the error.
 
-    Returns the preparation steps to 28x28, the prepared image and its reconstruction, a per-pixel error
+    Returns the preparation steps to 28x28 (none when the picture is used as it is), the prepared image
+    and its reconstruction, a per-pixel error
     map, a summary (MSE, PSNR, what preparation did), the posterior mean and spread per latent
     dimension, and 8 samples from the posterior side by side in one picture.
 
@@ -35,7 +36,7 @@ def roundtrip(
     """
     prepared = read_upload(image if image is not None else sketch, "an image (or draw one)", preparation)
     result = lab.roundtrip(prepared.image, seed)
-    steps = [(fit_for_display(step), name) for name, step in prepared.steps]
+    steps = [] if unchanged(prepared) else [(fit_for_display(step), name) for name, step in prepared.steps]
     slider = (result.input, result.reconstruction)
     summary = (
         f'**Reconstruction error** against the prepared 28x28 image ("before"): MSE {result.mse:.4f} '
@@ -59,6 +60,12 @@ def roundtrip_realize(
     """The page's realize of the Round trip picture or drawing (see /realize), next to the VAE's."""
     prepared = read_upload(image if image is not None else sketch, "an image (or draw one)", preparation).image
     return prepared, lab.realize(prepared, strength, label)
+
+
+def unchanged(prepared: Prepared) -> bool:
+    """Whether the picture reached the model as it was (one step, the prepared image itself): the
+    gallery then stays empty rather than repeat "before" (one file fewer to write and download)."""
+    return len(prepared.steps) == 1 and np.array_equal(prepared.steps[0][1], prepared.image)
 
 
 def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:
@@ -90,7 +97,7 @@ def render(lab: Lab) -> None:
             run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
         with gr.Column(scale=2):
             steps = gr.Gallery(
-                label="Preprocessing to 28x28",
+                label="Preprocessing to 28x28 (empty when your picture is used as it is)",
                 columns=5,
                 format="png",
                 height=240,
