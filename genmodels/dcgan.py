@@ -135,7 +135,7 @@ def generator_layers(in_channels: int, width: int, image_channels: int, hidden: 
     return nn.Sequential(
         *head,
         # (B, in_channels, 1, 1) -> (B, 2w, 7, 7)
-        nn.ConvTranspose2d(in_channels, width * 2, 7, 1, 0, bias=False),
+        PointToMap(in_channels, width * 2, 7, bias=False),
         nn.BatchNorm2d(width * 2),
         nn.ReLU(True),
         # -> (B, w, 14, 14)
@@ -146,6 +146,23 @@ def generator_layers(in_channels: int, width: int, image_channels: int, hidden: 
         nn.ConvTranspose2d(width, image_channels, 4, 2, 1, bias=False),
         nn.Tanh(),
     )
+
+
+class PointToMap(nn.ConvTranspose2d):
+    """A transposed convolution from a 1x1 input to a k x k map (stride 1, no padding), computed as the
+    matrix product it is: out[b, o, i, j] = sum_c x[b, c] W[c, o, i, j]. Same weights and results as
+    nn.ConvTranspose2d (up to float rounding) without its general path, which on one image took 4 of
+    the generator's 6.7 ms of forward and backward pass (CPU, one thread): GAN inversion runs it about
+    a hundred times per image."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, 1, 0, bias=bias)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if x.shape[-2:] != (1, 1) or output_size is not None:
+            return super().forward(x, output_size)
+        out = (x.flatten(1) @ self.weight.flatten(1)).view(len(x), self.out_channels, *self.kernel_size)
+        return out if self.bias is None else out + self.bias[:, None, None]
 
 
 def init_weights(module: nn.Module) -> None:

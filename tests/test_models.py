@@ -163,3 +163,28 @@ def test_bundled_checkpoint_loads_and_gives_finite_outputs(name):
     assert torch.isfinite(out).all()
     if entry.generative:
         assert out.std() > 0.1, "samples of a trained model are not flat"
+
+
+def test_an_encoder_of_a_conditional_generator_needs_and_uses_the_class():
+    from genmodels.encoder import Encoder, EncoderConfig
+
+    torch.manual_seed(0)
+    encoder = Encoder(EncoderConfig(latent_dim=8, width=4, hidden=16, num_classes=10)).eval()
+    x = torch.linspace(-1, 1, 2 * 28 * 28).reshape(2, 1, 28, 28)
+    with torch.inference_mode():
+        bags, shirts = encoder(x, torch.tensor([8, 8])), encoder(x, torch.tensor([6, 6]))
+    assert bags.shape == (2, 8) and not torch.equal(bags, shirts)
+    with pytest.raises(ValueError, match="classes"):
+        encoder(x)
+
+
+def test_point_to_map_is_the_transposed_convolution_it_replaces():
+    from genmodels.dcgan import PointToMap
+
+    torch.manual_seed(0)
+    fast, reference = PointToMap(6, 5, 7, bias=True), torch.nn.ConvTranspose2d(6, 5, 7, 1, 0, bias=True)
+    reference.load_state_dict(fast.state_dict())  # the same parameters under the same names
+    x = torch.randn(3, 6, 1, 1)
+    assert torch.allclose(fast(x), reference(x), atol=1e-6) and fast(x).shape == (3, 5, 7, 7)
+    wide = torch.randn(2, 6, 2, 3)  # not a point: the general path
+    assert torch.equal(fast(wide), reference(wide))
