@@ -84,7 +84,7 @@ def _push(args: argparse.Namespace) -> None:
 def _models(args: argparse.Namespace) -> None:
     """List the registry: name, kind, bundled checkpoint and whether it is present."""
     for entry in MODELS.values():
-        kind = "generative" if entry.generative else "classifier"
+        kind = "generative" if entry.generative else "encoder" if entry.inverts else "classifier"
         present = "ok" if (entry.checkpoint_path / "model.safetensors").is_file() else "missing"
         print(f"{entry.name:12s} {kind:11s} {entry.checkpoint_path} [{present}]  {entry.description}")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .classifier import accuracy
 from .data import CLASS_NAMES, load_fashion_mnist, to_tensor
@@ -156,6 +157,8 @@ CARD_KEYS = ("fidc", "kidc", "precision", "recall", "is", "class_match")
 def card_task(name: str) -> str:
     """The model-index task type of family `name`."""
     entry = MODELS[name]
+    if entry.inverts:
+        return "image-feature-extraction"
     if not entry.generative:
         return "image-classification"
     return "conditional-image-generation" if entry.conditional else "unconditional-image-generation"
@@ -181,6 +184,21 @@ def update_cards(report: dict[str, Any]) -> list[Path]:
     return written
 
 
+@torch.inference_mode()
+def encoder_psnr(
+    encoder: nn.Module, generator: nn.Module, x: torch.Tensor, labels: torch.Tensor, batch: int = 1000
+) -> float:
+    """Mean PSNR (dB) of G(E(x)) to x over `x` (images in [-1, 1]); labels for a conditional pair."""
+    device = next(encoder.parameters()).device
+    conditional = encoder.config.num_classes > 0
+    values = []
+    for start in range(0, len(x), batch):
+        images = x[start : start + batch].to(device)
+        y = labels[start : start + batch].to(device) if conditional else None
+        values.append(psnr(generator.decode(encoder(images, y), y), images).cpu())
+    return torch.cat(values).mean().item()
+
+
 def evaluate_checkpoint(
     name: str, folder: str | Path, num: int = 10_000, device: str = "cpu", data_dir: str | Path | None = None
 ) -> dict[str, float]:
@@ -192,7 +210,10 @@ def evaluate_checkpoint(
     test = load_fashion_mnist("test", data_dir)
     test_x = to_tensor(test.images)
     model = load_model(name, device, folder)
-    if not MODELS[name].generative:
+    if MODELS[name].inverts:  # an encoder: how well its guess alone reconstructs, G(E(x)) against x
+        generator = load_model(MODELS[name].inverts, device)
+        metrics = {"psnr_db": round(encoder_psnr(model, generator, test_x, test.labels), 3)}
+    elif not MODELS[name].generative:
         metrics = {"accuracy": round(accuracy(model, test_x, test.labels), 4)}
     else:
         classifier = load_model("classifier", device)

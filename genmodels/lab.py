@@ -22,13 +22,19 @@ import torch
 from .data import CLASS_NAMES, class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
-from .flow import INPAINT_RESAMPLE, INPAINT_STEPS, MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
+from .flow import (
+    INPAINT_RESAMPLE,
+    INPAINT_STEPS,
+    MAX_GUIDANCE,
+    MAX_SAMPLING_STEPS,
+    REALIZE_STRENGTH,
+)
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
 from .metrics import psnr
 from .preprocess import prepare_upload
-from .registry import MODELS, load_model, parse_model_repos
+from .registry import MODELS, latent_encoder_name, load_model, parse_model_repos
 from .studio import (
     DIRECTION_SAMPLES,
     DIRECTIONS_CACHE,
@@ -41,7 +47,7 @@ from .studio import (
     fingerprint,
     gan_principal_directions,
     generated_latents,
-    invert,
+    inversion_steps,
     invert_ode,
     masked_psnr,
     move,
@@ -350,14 +356,34 @@ class Lab:
 
         `mask` (28, 28), true where the pixels are to be matched, for masked regeneration.
         """
+        result = None
+        for result in self.inversion_steps(model, image, mask, label):
+            if progress is not None and result.fraction < 1:
+                progress(result.fraction)
+        return result
+
+    def inversion_steps(
+        self, model: str, image: np.ndarray, mask: np.ndarray | None = None, label: int | str = 0
+    ) -> Iterator[Inversion]:
+        """`invert`, yielding the best result so far while it optimises (a GAN's inversion, or the VAE's
+        under a mask) and the final one last (fraction 1): what the page streams.
+
+        A GAN with a trained encoder (the registry's `inverts`) starts from its guess and refines it by
+        L-BFGS; without one, Adam from 16 seeded starts (see genmodels.studio.inversion_steps).
+        """
         net = self.model(model)
         weights = None if mask is None else mask_weights(mask)
         if MODELS[model].ode:
             if mask is not None:
                 raise ValueError(f"{model} does not invert under a mask; regenerate with `inpaint`.")
-            return invert_ode(net, to_tensor(image)[0], self.label(model, label))
+            yield invert_ode(net, to_tensor(image)[0], self.label(model, label))
+            return
         has_encoder, label = MODELS[model].encoder, self.label(model, label)
-        return invert(net, to_tensor(image)[0], has_encoder=has_encoder, label=label, mask=weights, progress=progress)
+        encoder_name = latent_encoder_name(model)
+        latent_encoder = self.models.get(encoder_name) if encoder_name else None
+        yield from inversion_steps(
+            net, to_tensor(image)[0], has_encoder=has_encoder, latent_encoder=latent_encoder, label=label, mask=weights
+        )
 
     def inpaint(
         self,

@@ -15,6 +15,7 @@ from .cgan import CGANConfig, ConditionalGenerator
 from .classifier import Classifier, ClassifierConfig
 from .dcgan import DCGANConfig, Generator
 from .device import resolve_device
+from .encoder import Encoder, EncoderConfig
 from .flow import FlowConfig, FlowModel
 from .hub import HubRepo
 from .vae import VAE, VAEConfig
@@ -34,6 +35,7 @@ class ModelEntry:
     ode: bool  # samples by integrating an ODE: has encode(x, label) -> z, the same ODE run backwards
     sample_knob: str | None  # keyword of `sample` that trades variety for quality
     description: str  # one line for pickers and model cards
+    inverts: str | None = None  # an encoder: the generator whose latent it guesses (GAN inversion)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -93,6 +95,19 @@ MODELS: dict[str, ModelEntry] = {
             "any class or a chosen one",
         ),
         ModelEntry(
+            name="dcgan-encoder",
+            model_class=Encoder,
+            config_class=EncoderConfig,
+            checkpoint="dcgan-encoder-fashion",
+            generative=False,
+            conditional=False,
+            encoder=False,
+            ode=False,
+            sample_knob=None,
+            description="Encoder image -> the DCGAN's z: the first guess of GAN inversion, refined by L-BFGS",
+            inverts="dcgan",
+        ),
+        ModelEntry(
             name="classifier",
             model_class=Classifier,
             config_class=ClassifierConfig,
@@ -121,6 +136,11 @@ def get_entry(name: str) -> ModelEntry:
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
     return MODELS[name]
+
+
+def latent_encoder_name(generator: str) -> str | None:
+    """The registry name of the encoder that guesses `generator`'s latent, if there is one."""
+    return next((name for name, entry in MODELS.items() if entry.inverts == generator), None)
 
 
 def generative_names() -> list[str]:

@@ -23,6 +23,7 @@ from genmodels.cgan import CGANConfig
 from genmodels.classifier import ClassifierConfig
 from genmodels.data import candidate_dirs
 from genmodels.dcgan import DCGANConfig
+from genmodels.encoder import EncoderConfig
 from genmodels.flow import FlowConfig
 from genmodels.vae import VAEConfig
 
@@ -34,6 +35,7 @@ TINY_CONFIGS = {
     "flow": FlowConfig(
         channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2, guidance=1.5, guidance_below=1.0
     ),
+    "dcgan-encoder": EncoderConfig(latent_dim=8, width=4, hidden=16),
     "classifier": ClassifierConfig(width=4, feature_dim=16),
 }
 

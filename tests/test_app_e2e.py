@@ -19,6 +19,7 @@ from PIL import Image
 import app
 from genmodels.data import EXAMPLES_DIR, to_tensor
 from genmodels.registry import load_model
+from genmodels.studio import INVERT_UPDATES
 from tests.conftest import served
 from ui.serving import ROOT
 
@@ -205,6 +206,23 @@ def test_flow_moves_along_the_class_directions_of_real_images_noise(client):
         with torch.inference_mode():
             share = classifier(images).softmax(1)[:, index]
         assert share[0] < 0.5 < share[1], f"towards {target}: {share.tolist()}"
+
+
+def test_gan_inversion_streams_its_reconstructions_and_fits_a_test_image(client):
+    """/invert into the DCGAN: the trained encoder's guess refined by L-BFGS, each stage on its way."""
+    job = client.submit(image=handle_file(EXAMPLE), model="dcgan", api_name="/invert")
+    (before, after), info = job.result()
+    stages = job.outputs()
+    assert len(stages) == INVERT_UPDATES, "the page sees the reconstruction improve, not only a bar"
+    assert all("% done" in stage[1] for stage in stages[:-1]) and info.startswith("**Inverted into dcgan:**")
+    first, last = pixels(stages[0][0][1]), pixels(after)
+    assert not np.array_equal(first, last)
+    prepared = pixels(before).astype(float) / 255
+    fit = [10 * np.log10(1 / np.mean((pixels(stage[0][1]) / 255 - prepared) ** 2)) for stage in stages]
+    # A Fashion-MNIST test image the generator never saw: 22 dB is the median target over 100 of them.
+    assert fit[-1] >= 21 and fit[-1] > fit[0], fit
+    stated = float(re.search(r"PSNR ([\d.]+) dB", info)[1])
+    assert abs(stated - fit[-1]) < 0.3, "the stated PSNR is the picture's (up to 8-bit rounding)"
 
 
 def test_studio_endpoints(client):

@@ -17,7 +17,13 @@ from tests.conftest import needs_data
 from training.common import Distributed, Run
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = {"dcgan": "train_gan", "vae": "train_vae", "flow": "train_flow", "classifier": "train_classifier"}
+SCRIPTS = {
+    "dcgan": "train_gan",
+    "vae": "train_vae",
+    "flow": "train_flow",
+    "classifier": "train_classifier",
+    "dcgan-encoder": "train_encoder",
+}
 
 
 @needs_data

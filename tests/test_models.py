@@ -18,7 +18,8 @@ def tiny(name: str) -> torch.nn.Module:
 
 
 def example_output(name: str, model: torch.nn.Module) -> torch.Tensor:
-    """The family's main output on a fixed input: samples for generators, logits for the classifier."""
+    """The family's main output on a fixed input: samples for generators, latents for an encoder,
+    logits for the classifier."""
     if MODELS[name].generative:
         return model.sample(3, seed=7)
     x = torch.linspace(-1, 1, 3 * 28 * 28).reshape(3, 1, 28, 28)
@@ -39,6 +40,8 @@ def test_shapes(name):
         assert out.min() >= -1 and out.max() <= 1
         z = torch.zeros(2, model.latent_dim)
         assert model.decode(z, 0).shape == (2, 1, 28, 28), "every family: decode(z, label)"
+    elif MODELS[name].inverts:
+        assert out.shape == (3, TINY_CONFIGS[name].latent_dim), "an encoder guesses a latent per image"
     else:
         assert out.shape == (3, 10)
         assert model.features(torch.zeros(2, 1, 28, 28)).shape == (2, TINY_CONFIGS[name].feature_dim)

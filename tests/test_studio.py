@@ -10,7 +10,18 @@ from genmodels.data import CLASS_NAMES
 from genmodels.dcgan import DCGANConfig, Generator
 from genmodels.lab import Lab, parse_keyframes
 from genmodels.latent import seed_to_z
-from genmodels.studio import Directions, LatentMap, fingerprint, invert, masked_psnr, move, orthogonalise, pca
+from genmodels.studio import (
+    INVERT_UPDATES,
+    Directions,
+    LatentMap,
+    fingerprint,
+    inversion_steps,
+    invert,
+    masked_psnr,
+    move,
+    orthogonalise,
+    pca,
+)
 from tests.conftest import needs_data
 
 # --- maths on known cases -----------------------------------------------------------------------
@@ -95,6 +106,58 @@ def test_gan_inversion_recovers_an_image_the_generator_made():
     assert result.image.shape == (1, 28, 28) and result.z.shape == (16,)
     again = invert(generator, target, steps=200, restarts=8)
     assert torch.equal(result.z, again.z), "seeded starts: same image, same latent"
+
+
+def varied_generator() -> Generator:
+    """A small DCGAN whose images change with z (from the DCGAN initialisation's 0.02 they barely do)."""
+    torch.manual_seed(0)
+    generator = Generator(DCGANConfig(latent_dim=16, gen_width=16)).eval()
+    for module in generator.modules():
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            torch.nn.init.normal_(module.weight, 0.0, 0.2)
+    return generator
+
+
+class NearGuess(torch.nn.Module):
+    """An 'encoder' whose guess is the true latent plus a fixed offset: where a trained one would be."""
+
+    def __init__(self, z: torch.Tensor, offset: torch.Tensor):
+        super().__init__()
+        self.guess = torch.nn.Parameter(z + offset, requires_grad=False)
+
+    def forward(self, x, labels=None):
+        return self.guess[None].expand(len(x), -1)
+
+
+def test_encoder_guess_is_refined_to_the_generators_own_latent_and_streamed():
+    generator = varied_generator()
+    z = seed_to_z(123, 1, 16)[0]
+    target = generator.decode(z[None]).detach()[0]
+    encoder = NearGuess(z, 0.5 * seed_to_z(7, 1, 16)[0])
+    guess_psnr = masked_psnr(generator.decode(encoder.guess[None]).detach()[0], target)
+
+    steps = inversion_steps(generator, target, latent_encoder=encoder)
+    results = [next(steps)]
+    # Suspended between pictures (a server thread then serves other requests), it leaves no mode behind.
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    results += list(steps)
+    assert len(results) == INVERT_UPDATES, "one picture per chunk of the optimisation, the last the result"
+    assert [r.fraction for r in results] == sorted(r.fraction for r in results) and results[-1].fraction == 1
+    psnrs = [r.psnr for r in results]
+    assert all(b >= a - 1e-6 for a, b in zip(psnrs, psnrs[1:])), f"L-BFGS never makes the fit worse: {psnrs}"
+    # The image was made by the generator: its own latent reproduces it exactly (an unbounded PSNR).
+    assert guess_psnr < 25 and psnrs[-1] > 40, (guess_psnr, psnrs)
+    again = invert(generator, target, latent_encoder=encoder)
+    assert torch.equal(again.z, results[-1].z), "same image, same latent"
+
+
+def test_adam_inversion_streams_its_best_start_so_far():
+    generator = varied_generator()
+    target = generator.sample(1, seed=123)[0]  # not one of the starts (seeds 0-3)
+    results = list(inversion_steps(generator, target, steps=50, restarts=4, updates=5))
+    assert [r.fraction for r in results] == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert results[-1].psnr > results[0].psnr
+    assert torch.equal(results[-1].z, invert(generator, target, steps=50, restarts=4).z)
 
 
 def test_masked_inversion_does_not_look_at_masked_pixels():

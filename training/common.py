@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import shlex
@@ -50,6 +51,8 @@ DRY_RUN_BATCH = 32
 MEMORY_FORMAT = torch.channels_last
 EVAL_SAMPLES = 10_000  # samples scored into the model card when a run finishes
 DRY_RUN_EVAL_SAMPLES = 200
+WARMUP_STEPS = 200  # of the learning-rate schedule (`learning_rate`)
+FINAL_LR_SHARE = 0.1  # the cosine schedule ends at this share of --lr
 
 
 def make_parser(description: str, epochs: int, batch_size: int, lr: float, out: str) -> argparse.ArgumentParser:
@@ -333,6 +336,16 @@ def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
                 state[key] = value.to(device)
 
 
+def learning_rate(step: int, total: int, base: float) -> float:
+    """Linear warm-up over WARMUP_STEPS, then a cosine from `base` to FINAL_LR_SHARE * base at `total`.
+
+    Set from the global step every step, so a resumed run follows the same schedule."""
+    if step < WARMUP_STEPS:
+        return base * (step + 1) / WARMUP_STEPS
+    progress = min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))
+    return base * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, so initialisation is reproducible."""
     random.seed(seed)
@@ -403,7 +416,9 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
     )
     write_atomic(run.checkpoint_dir / "README.md", card.encode("utf-8"))
     if not run.args.dry_run or run.args.push_to_hub:
-        from genmodels.evaluate import evaluate_checkpoint  # torchmetrics is slow to import; only here
+        from genmodels.evaluate import (
+            evaluate_checkpoint,  # torchmetrics is slow to import; only here
+        )
 
         num = DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
         metrics = evaluate_checkpoint(family, run.checkpoint_dir, num, str(run.device), run.args.data_dir)

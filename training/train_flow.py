@@ -14,8 +14,6 @@ weights of any single step. The learning rate warms up, then follows a cosine do
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -27,14 +25,13 @@ from genmodels.latent import seed_to_z
 from training.common import (
     epoch_generator,
     finish,
+    learning_rate,
     load_split,
     make_parser,
     seed_everything,
     start_run,
 )
 
-WARMUP_STEPS = 200
-FINAL_LR_SHARE = 0.1  # the cosine schedule ends at this share of --lr
 TEST_IMAGES = 2000  # test images behind the per-epoch validation loss
 
 
@@ -55,14 +52,6 @@ def draw(generator: torch.Generator, num: int, label_dropout: float, labels: tor
     t = torch.sigmoid(torch.randn(num, generator=generator))
     dropped = torch.rand(num, generator=generator) < label_dropout
     return noise, t, torch.where(dropped, torch.full_like(labels, null), labels)
-
-
-def learning_rate(step: int, total: int, base: float) -> float:
-    """Linear warm-up over WARMUP_STEPS, then a cosine from `base` to FINAL_LR_SHARE * base at `total`."""
-    if step < WARMUP_STEPS:
-        return base * (step + 1) / WARMUP_STEPS
-    progress = min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))
-    return base * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @torch.inference_mode()

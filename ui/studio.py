@@ -43,11 +43,13 @@ def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
 
 
 @friendly
-def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None, progress=gr.Progress()):
+def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None):
     """Find the latent of your picture in a model: the picture next to the model's reconstruction of it.
 
-    The VAE encodes it; flow runs its ODE backwards from the picture to the noise; a GAN has no encoder,
-    so its latent is found by gradient descent on the pixel error from 16 seeded starts. The text gives the PSNR to the prepared picture and the time taken.
+    The VAE encodes it; flow runs its ODE backwards from the picture to the noise; a GAN has no encoder
+    of its own, so its latent is found by optimising the pixel error: the DCGAN from a trained encoder's
+    guess by L-BFGS, the cGAN by gradient descent from 16 seeded starts. While a GAN is optimised, the
+    page shows the reconstruction improving. The text gives the PSNR to the prepared picture and the time.
 
     Args:
         image: the picture to invert.
@@ -55,11 +57,14 @@ def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], his
         label: the class of cgan and flow (flow also takes "any class").
     """
     prepared = read_upload(image).image
-    result = lab.invert(model, prepared, label=label, progress=lambda f: progress(f, desc="Inverting"))
-    reconstruction = to_uint8_list(result.image[None])[0]
+    for result in lab.inversion_steps(model, prepared, label=label):
+        reconstruction = to_uint8_list(result.image[None])[0]
+        if result.fraction < 1:  # the best reconstruction so far; the latent is kept only at the end
+            info = f"**Inverting into {model}:** {result.fraction:.0%} done, PSNR {result.psnr:.1f} dB so far."
+            yield (prepared, reconstruction), info, gr.skip(), gr.skip()
     info = f"**Inverted into {model}:** PSNR {result.psnr:.1f} dB to your image as prepared (28x28), in {result.seconds:.2f} s."
     state = studio_state(model, result.z, label, "your image")
-    return (prepared, reconstruction), info, state, [*(history or []), (prepared, reconstruction)]
+    yield (prepared, reconstruction), info, state, [*(history or []), (prepared, reconstruction)]
 
 
 @friendly
