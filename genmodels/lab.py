@@ -22,13 +22,7 @@ import torch
 from .data import CLASS_NAMES, class_index, load_fashion_mnist, to_tensor, to_uint8
 from .device import resolve_device
 from .editing import EditParams, apply_edits
-from .flow import (
-    INPAINT_RESAMPLE,
-    INPAINT_STEPS,
-    MAX_GUIDANCE,
-    MAX_SAMPLING_STEPS,
-    REALIZE_STRENGTH,
-)
+from .flow import INPAINT_RESAMPLE, INPAINT_STEPS, MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
