@@ -43,6 +43,7 @@ from .studio import (
     generated_latents,
     inversion_steps,
     invert_ode,
+    last_result,
     masked_psnr,
     move,
     ode_latents,
@@ -350,11 +351,7 @@ class Lab:
 
         `mask` (28, 28), true where the pixels are to be matched, for masked regeneration.
         """
-        result = None
-        for result in self.inversion_steps(model, image, mask, label):
-            if progress is not None and result.fraction < 1:
-                progress(result.fraction)
-        return result
+        return last_result(self.inversion_steps(model, image, mask, label), progress)
 
     def inversion_steps(
         self, model: str, image: np.ndarray, mask: np.ndarray | None = None, label: int | str = 0

@@ -71,34 +71,15 @@ def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     return float(10 * torch.log10(1 / mse))
 
 
-def invert(
-    model: nn.Module,
-    target: torch.Tensor,
-    *,
-    has_encoder: bool = False,
-    latent_encoder: nn.Module | None = None,
-    label: int | None = None,
-    mask: torch.Tensor | None = None,
-    steps: int = INVERT_STEPS,
-    restarts: int = INVERT_RESTARTS,
-    seed: int = 0,
-    progress=None,
-) -> Inversion:
-    """The latent of `target` (1, 28, 28) in [-1, 1] (see `inversion_steps`): its last result.
+def invert(model: nn.Module, target: torch.Tensor, *, progress=None, **options) -> Inversion:
+    """The latent of `target` (1, 28, 28) in [-1, 1]: the last result of `inversion_steps(model,
+    target, **options)`, calling `progress(fraction)` while it optimises."""
+    return last_result(inversion_steps(model, target, **options), progress)
 
-    `progress(fraction)` is called while optimising.
-    """
-    for result in inversion_steps(
-        model,
-        target,
-        has_encoder=has_encoder,
-        latent_encoder=latent_encoder,
-        label=label,
-        mask=mask,
-        steps=steps,
-        restarts=restarts,
-        seed=seed,
-    ):
+
+def last_result(results: Iterator[Inversion], progress=None) -> Inversion:
+    """The final result of an inversion's stream, reporting the fraction done of the ones before it."""
+    for result in results:
         if progress is not None and result.fraction < 1:
             progress(result.fraction)
     return result
