@@ -39,6 +39,15 @@ TINY_CONFIGS = {
     "classifier": ClassifierConfig(width=4, feature_dim=16),
 }
 
+# The training script (training/<script>.py) of each family that has its own (the cGAN's is train_gan).
+SCRIPTS = {
+    "dcgan": "train_gan",
+    "vae": "train_vae",
+    "flow": "train_flow",
+    "classifier": "train_classifier",
+    "dcgan-encoder": "train_encoder",
+}
+
 
 def fashion_mnist_available() -> bool:
     """True when the original Fashion-MNIST files are on disk (CI installs Debian's package)."""

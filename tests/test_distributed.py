@@ -13,17 +13,10 @@ import torch
 
 from genmodels.lab import Lab
 from genmodels.registry import load_model
-from tests.conftest import needs_data
+from tests.conftest import SCRIPTS, needs_data
 from training.common import Distributed, Run
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = {
-    "dcgan": "train_gan",
-    "vae": "train_vae",
-    "flow": "train_flow",
-    "classifier": "train_classifier",
-    "dcgan-encoder": "train_encoder",
-}
 
 
 @needs_data

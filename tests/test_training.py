@@ -17,16 +17,9 @@ import torch
 from safetensors.torch import load_file
 
 from genmodels.registry import load_model
-from tests.conftest import needs_data
+from tests.conftest import SCRIPTS, needs_data
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = {
-    "dcgan": "train_gan",
-    "vae": "train_vae",
-    "flow": "train_flow",
-    "classifier": "train_classifier",
-    "dcgan-encoder": "train_encoder",
-}
 
 
 def train(script: str, out: Path, *flags: str, env: dict | None = None) -> subprocess.CompletedProcess:
