@@ -48,6 +48,43 @@ def test_heun_reaches_the_exact_transport_map_with_second_order_error():
     assert 3.3 < errors[16] / errors[32] < 4.7 and 3.3 < errors[32] / errors[64] < 4.7, errors
 
 
+@pytest.mark.parametrize("case", ["gaussian", "network"])
+def test_the_solver_takes_the_steps_of_diffusers_flow_match_heun_scheduler(case):
+    """Our sampler against diffusers' FlowMatchHeunDiscreteScheduler driving the same velocity.
+
+    With num_train_timesteps = steps, its sigmas are 1, (steps - 1) / steps, ..., 1 / steps, 0 (our
+    uniform grid) and it too takes the last step into the image with Euler alone. The "network" case
+    is a random tiny U-Net with guidance on part of the path (the model's own velocity).
+    """
+    from diffusers import FlowMatchHeunDiscreteScheduler
+
+    steps = 6
+    if case == "gaussian":
+        model = gaussian_flow()
+        labels, guidance = model.labels_for(3, None, "cpu"), 1.0
+    else:
+        torch.manual_seed(0)
+        model = FlowModel(dataclasses.replace(TINY, guidance_below=0.5)).eval()
+        with torch.no_grad():  # its output layer starts at zero, like a fresh diffusion U-Net's
+            for parameter in model.parameters():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+        labels, guidance = torch.tensor([0, 4, 9]), 3.0
+    noise = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+
+    scheduler = FlowMatchHeunDiscreteScheduler(num_train_timesteps=steps)
+    scheduler.set_timesteps(steps)
+    x, evaluations = noise, 0
+    with torch.inference_mode():
+        for timestep in scheduler.timesteps:
+            velocity = model.velocity(x, float(timestep) / steps, labels, guidance)
+            x = scheduler.step(velocity, timestep, x).prev_sample
+            evaluations += 1
+        ours = model.integrate(noise, labels, steps, guidance)
+    assert evaluations == 2 * steps - 1, "Heun's two evaluations per step, one for the last"
+    assert (ours - x).abs().max() < 1e-5
+    assert (ours - noise).abs().max() > 0.1, "the solvers moved the noise"
+
+
 def test_sampling_never_asks_the_network_about_t_0():
     """The last step into the image is Euler's: a network that knows nothing at t = 0 (here: NaN there,
     as the logit-normal training almost never shows it t near 0) still samples, to the same pixels."""
