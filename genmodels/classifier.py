@@ -58,6 +58,10 @@ class Classifier(
         )
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
 
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv blocks' output (B, 2 * width, 7, 7): a perceptual space for losses (the encoder's)."""
+        return self.body[:2](x)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer activations (B, feature_dim)."""
         return self.body(x)

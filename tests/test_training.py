@@ -178,3 +178,31 @@ def test_bf16_autocast_path_trains_and_says_so(name, tmp_path):
 def test_compile_path_trains_and_saves_plain_weights(tmp_path):
     """--compile on the CPU: the compiled modules train, and the checkpoint loads without torch.compile."""
     trained_with("dcgan", tmp_path, "--compile", "--precision", "fp32")  # loads strictly: no "_orig_mod." names
+
+
+def test_encoder_feature_loss_is_the_weighted_distance_of_classifier_feature_maps():
+    """train_encoder's loss = the two pixel terms + the latent term + w |F(G(E(x))) - F(x)|^2, each
+    recomputed here from the modules (F: the classifier's two conv blocks, BatchNorm in eval mode)."""
+    from genmodels.classifier import Classifier, ClassifierConfig
+    from genmodels.dcgan import DCGANConfig, Generator
+    from genmodels.encoder import Encoder, EncoderConfig
+    from training.train_encoder import TrainingPass
+
+    torch.manual_seed(0)
+    generator = Generator(DCGANConfig(latent_dim=8, gen_width=8, disc_width=8)).eval()
+    classifier = Classifier(ClassifierConfig(width=4, feature_dim=16)).eval()
+    encoder = Encoder(EncoderConfig(latent_dim=8, width=4, hidden=16)).eval()
+    x, z = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 8)
+    with torch.no_grad():
+        plain, real = TrainingPass(encoder, generator, classifier, 0.05, 0.0)(x, z, None)
+        weighted, _ = TrainingPass(encoder, generator, classifier, 0.05, 0.3)(x, z, None)
+        generated = generator(z)
+        guesses = encoder(torch.cat([x, generated]))
+        reconstructed = generator(guesses)
+        pixels = (reconstructed - torch.cat([x, generated])).pow(2)
+        conv = torch.nn.Sequential(classifier.body[0], classifier.body[1])  # (B, 8, 7, 7)
+        distance = (conv(reconstructed[:4]) - conv(x)).pow(2).mean()
+    torch.testing.assert_close(real, pixels[:4].mean())
+    torch.testing.assert_close(plain, pixels[:4].mean() + pixels[4:].mean() + 0.05 * (guesses[4:] - z).pow(2).mean())
+    torch.testing.assert_close(weighted - plain, 0.3 * distance)
+    assert distance > 0

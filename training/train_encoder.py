@@ -13,6 +13,7 @@ import statistics
 import torch
 from torch import nn
 
+from genmodels.classifier import Classifier
 from genmodels.data import to_tensor
 from genmodels.encoder import Encoder, EncoderConfig
 from genmodels.evaluate import encoder_psnr
@@ -31,28 +32,44 @@ from training.common import (
 
 INVERSION_EVAL_IMAGES = 100  # test images inverted (encoder + L-BFGS) after each epoch
 LATENT_WEIGHT = 0.05  # weight of |E(G(z)) - z|^2 beside the two pixel losses
+FEATURE_WEIGHT = 0.1  # weight of |F(G(E(x))) - F(x)|^2, F = the classifier's conv feature maps
 
 
 class TrainingPass(nn.Module):
-    """One step's losses as a module, so DistributedDataParallel can wrap it (the generator is fixed).
+    """One step's losses as a module, so DistributedDataParallel can wrap it (generator and classifier fixed).
 
     x: real images (B, 1, 28, 28); z: latents (B, latent_dim); labels (B,) for a conditional generator
     (the real images' classes; generated images use the same ones) -> (loss, real pixel loss).
     """
 
-    def __init__(self, encoder: Encoder, generator: nn.Module, latent_weight: float):
+    def __init__(
+        self,
+        encoder: Encoder,
+        generator: nn.Module,
+        classifier: Classifier,
+        latent_weight: float,
+        feature_weight: float,
+    ):
         super().__init__()
-        self.encoder, self.generator, self.latent_weight = encoder, generator, latent_weight
+        self.encoder, self.generator, self.classifier = encoder, generator, classifier
+        self.latent_weight, self.feature_weight = latent_weight, feature_weight
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         with torch.no_grad():
             generated = self.generator.decode(z, labels)
         both = None if labels is None else labels.repeat(2)
         guesses = self.encoder(torch.cat([x, generated]), both)
-        real, fake = (self.generator.decode(guesses, both) - torch.cat([x, generated])).pow(2).chunk(2)
+        reconstructed = self.generator.decode(guesses, both)
+        real, fake = (reconstructed - torch.cat([x, generated])).pow(2).chunk(2)
         real, fake = real.mean(), fake.mean()
         latent = (guesses[len(z) :] - z).pow(2).mean()
-        return real + fake + self.latent_weight * latent, real
+        loss = real + fake + self.latent_weight * latent
+        if self.feature_weight:  # the perceptual term of in-domain inversion, on the real images
+            with torch.no_grad():
+                target = self.classifier.feature_maps(x)
+            features = self.classifier.feature_maps(reconstructed[: len(x)])
+            loss = loss + self.feature_weight * (features - target).pow(2).mean()
+        return loss, real
 
 
 def evaluate(
@@ -89,11 +106,18 @@ def main(argv: list[str] | None = None) -> None:
         "--lr-decay", action="store_true", help="cosine learning-rate schedule to a tenth of --lr over the run"
     )
     parser.add_argument("--latent-weight", type=float, default=LATENT_WEIGHT, help="weight of |E(G(z)) - z|^2")
+    parser.add_argument(
+        "--feature-weight",
+        type=float,
+        default=FEATURE_WEIGHT,
+        help="weight of the feature loss |F(G(E(x))) - F(x)|^2 (F: the bundled classifier's conv features; 0 = none)",
+    )
     args = parser.parse_args(argv)
 
     # 1. The fixed generator, the encoder and its optimiser.
     seed_everything(args.seed)
     generator = load_model(args.generator, "cpu", args.generator_dir).eval().requires_grad_(False)
+    classifier = load_model("classifier", "cpu").eval().requires_grad_(False)
     conditional = MODELS[args.generator].conditional
     config = EncoderConfig(
         latent_dim=generator.latent_dim,
@@ -105,8 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(encoder.parameters(), lr=args.lr, betas=(0.9, 0.99))
     run = start_run(args, {"encoder": encoder}, {"encoder": optimizer})
     device = run.device
-    generator.to(device)
-    train_pass = run.wrap(TrainingPass(encoder, generator, args.latent_weight))
+    generator.to(device), classifier.to(device)
+    train_pass = run.wrap(TrainingPass(encoder, generator, classifier, args.latent_weight, args.feature_weight))
 
     # 2. Data in memory; a fixed set of test images whose reconstructions make the per-epoch grid.
     train = load_split(args, "train")
@@ -161,8 +185,13 @@ def main(argv: list[str] | None = None) -> None:
         title=f"An encoder for GAN inversion into the {args.generator} generator (Fashion-MNIST)",
         summary=f"Guesses the {config.latent_dim}-d latent z of the {args.generator} generator G for an image x, "
         "trained with G fixed on real training images and generated ones (in-domain inversion, Zhu et al. "
-        f"2020): |G(E(x)) - x|^2 + |G(E(G(z))) - G(z)|^2 + {args.latent_weight} |E(G(z)) - z|^2. "
-        "The app refines the guess by L-BFGS on the pixel error. Metrics are on the test images: "
+        f"2020): |G(E(x)) - x|^2 + |G(E(G(z))) - G(z)|^2 + {args.latent_weight} |E(G(z)) - z|^2"
+        + (
+            f" + {args.feature_weight} |F(G(E(x))) - F(x)|^2, F the conv feature maps of the bundled classifier. "
+            if args.feature_weight
+            else ". "
+        )
+        + "The app refines the guess by L-BFGS on the pixel error. Metrics are on the test images: "
         "the PSNR of G(E(x)) (all 10,000) and of the refined inversion (the first "
         f"{INVERSION_EVAL_IMAGES}, as the app does it; pixels in [0, 1]).",
         tags=card_tags(Encoder),
