@@ -34,6 +34,7 @@ from .studio import (
     DIRECTIONS_CACHE,
     PCA_SAMPLES,
     PRINCIPAL_COMPONENTS,
+    REFINE_ITERATIONS,
     Directions,
     Inversion,
     LatentMap,
@@ -373,7 +374,13 @@ class Lab:
         encoder_name = latent_encoder_name(model)
         latent_encoder = self.models.get(encoder_name) if encoder_name else None
         yield from inversion_steps(
-            net, to_tensor(image)[0], has_encoder=has_encoder, latent_encoder=latent_encoder, label=label, mask=weights
+            net,
+            to_tensor(image)[0],
+            has_encoder=has_encoder,
+            latent_encoder=latent_encoder,
+            label=label,
+            mask=weights,
+            refine_iterations=MODELS[encoder_name].refine_iterations if encoder_name else REFINE_ITERATIONS,
         )
 
     def inpaint(

@@ -41,7 +41,7 @@ INVERT_STEPS = 150  # Adam steps of GAN inversion
 REFINE_STEPS = 15  # Adam steps of a masked VAE inversion, which starts from the encoder's guess
 INVERT_RESTARTS = 16  # starting points optimised together
 INVERT_LR = 0.08
-REFINE_ITERATIONS = 70  # L-BFGS iterations from a GAN encoder's guess
+REFINE_ITERATIONS = 70  # L-BFGS iterations from a GAN encoder's guess (the app's: the registry's, per encoder)
 INVERT_UPDATES = 2  # results an optimisation yields for the page: 1 on the way, then the last
 DIRECTION_SAMPLES = 16_384  # samples (GANs) behind the class directions (the first 4,096 for PCA)
 PCA_SAMPLES = 4096  # GAN samples whose first-layer activations the principal directions come from
@@ -97,13 +97,14 @@ def inversion_steps(
     restarts: int = INVERT_RESTARTS,
     seed: int = 0,
     updates: int = INVERT_UPDATES,
+    refine_iterations: int = REFINE_ITERATIONS,
 ) -> Iterator[Inversion]:
     """Bring `target` (1, 28, 28) in [-1, 1] into `model`'s latent space, yielding the best result so
     far `updates` times while optimising (for a page to show) and the final one last (fraction 1).
 
     - `has_encoder` (the VAE): the encoder's mean, at once; under a mask refined by Adam from it.
     - `latent_encoder` (a GAN with a trained encoder, genmodels.encoder): its guess E(x), refined by
-      `REFINE_ITERATIONS` of L-BFGS on the pixel error (quasi-Newton: on this 100-d problem from a
+      `refine_iterations` of L-BFGS on the pixel error (quasi-Newton: on this 100-d problem from a
       good start it gains in 70 iterations more than Adam from 16 random starts does not in 150 steps).
     - otherwise (a GAN): Adam from `restarts` seeded starts, `steps` steps, the best start kept.
 
@@ -130,7 +131,7 @@ def inversion_steps(
         yield _result(model, z[0], x[0], None, label, started)
         return
     if guessed and not has_encoder:
-        yield from _refine_lbfgs(model, z, x, labels, label, started, updates)
+        yield from _refine_lbfgs(model, z, x, labels, label, started, updates, refine_iterations)
         return
     if has_encoder:  # under a mask: the encoder's guess, refined briefly
         steps = min(steps, REFINE_STEPS)
@@ -155,8 +156,9 @@ def inversion_steps(
     yield _result(model, best(), x[0], mask, label, started)
 
 
-def _refine_lbfgs(model, z, x, labels, label, started, updates) -> Iterator[Inversion]:
-    """L-BFGS on the pixel error from the encoder's guess z (1, latent_dim), in `updates` chunks."""
+def _refine_lbfgs(model, z, x, labels, label, started, updates, total) -> Iterator[Inversion]:
+    """`total` L-BFGS iterations on the pixel error from the encoder's guess z (1, latent_dim), in
+    `updates` chunks."""
     z.requires_grad_(True)
     optimizer = torch.optim.LBFGS([z], lr=1, history_size=20, line_search_fn="strong_wolfe")
 
@@ -166,14 +168,14 @@ def _refine_lbfgs(model, z, x, labels, label, started, updates) -> Iterator[Inve
         loss.backward(inputs=[z])
         return loss
 
-    chunk = max(1, -(-REFINE_ITERATIONS // updates))
-    for done in range(0, REFINE_ITERATIONS, chunk):
-        iterations = min(chunk, REFINE_ITERATIONS - done)  # the history carries over from chunk to chunk
+    chunk = max(1, -(-total // updates))
+    for done in range(0, total, chunk):
+        iterations = min(chunk, total - done)  # the history carries over from chunk to chunk
         # torch's default evaluation budget (5/4 of the iterations) is set at construction: set it per chunk.
         optimizer.param_groups[0].update(max_iter=iterations, max_eval=iterations * 5 // 4)
         with torch.inference_mode(False), torch.enable_grad():
             optimizer.step(closure)
-        fraction = min(1.0, (done + chunk) / REFINE_ITERATIONS)
+        fraction = min(1.0, (done + chunk) / total)
         yield _result(model, z[0].detach().clone(), x[0], None, label, started, fraction)
 
 

@@ -36,6 +36,7 @@ TINY_CONFIGS = {
         channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2, guidance=1.5, guidance_below=1.0
     ),
     "dcgan-encoder": EncoderConfig(latent_dim=8, width=4, hidden=16),
+    "cgan-encoder": EncoderConfig(latent_dim=8, width=4, hidden=16, num_classes=10),
     "classifier": ClassifierConfig(width=4, feature_dim=16),
 }
 

@@ -24,7 +24,7 @@ def example_output(name: str, model: torch.nn.Module) -> torch.Tensor:
         return model.sample(3, seed=7)
     x = torch.linspace(-1, 1, 3 * 28 * 28).reshape(3, 1, 28, 28)
     with torch.inference_mode():
-        return model(x)
+        return model(x, torch.tensor([0, 4, 9])) if MODELS[name].inverts and MODELS[name].conditional else model(x)
 
 
 def test_every_family_has_a_tiny_config():

@@ -206,3 +206,15 @@ def test_encoder_feature_loss_is_the_weighted_distance_of_classifier_feature_map
     torch.testing.assert_close(plain, pixels[:4].mean() + pixels[4:].mean() + 0.05 * (guesses[4:] - z).pow(2).mean())
     torch.testing.assert_close(weighted - plain, 0.3 * distance)
     assert distance > 0
+
+
+@needs_data
+def test_the_encoder_script_trains_one_for_the_cgan(tmp_path):
+    """--generator cgan: an encoder of the cGAN's latent that takes the class, registered as cgan-encoder."""
+    done = train("train_encoder", tmp_path, "--epochs", "1", "--generator", "cgan")
+    assert done.returncode == 0, done.stderr
+    encoder = load_model("cgan-encoder", source=tmp_path / "checkpoint")
+    assert encoder.config.num_classes == 10 and encoder.latent_dim == load_model("cgan").latent_dim
+    card = (tmp_path / "checkpoint" / "README.md").read_text()
+    assert "cgan generator" in card and "0.1 |F(G(E(x))) - F(x)|^2" in card
+    assert "encoder(images, labels)" in card, "the card's snippet gives the classes"

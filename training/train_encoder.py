@@ -18,8 +18,8 @@ from genmodels.data import to_tensor
 from genmodels.encoder import Encoder, EncoderConfig
 from genmodels.evaluate import encoder_psnr
 from genmodels.hub import card_tags
-from genmodels.registry import MODELS, load_model
-from genmodels.studio import invert
+from genmodels.registry import MODELS, latent_encoder_name, load_model
+from genmodels.studio import REFINE_ITERATIONS, invert
 from training.common import (
     epoch_generator,
     finish,
@@ -73,17 +73,22 @@ class TrainingPass(nn.Module):
 
 
 def evaluate(
-    encoder: Encoder, generator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, inverted: int
+    encoder: Encoder,
+    generator: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    inverted: int,
+    iterations: int = REFINE_ITERATIONS,
 ) -> dict:
-    """Test PSNR (dB) of G(E(x)) on every image of `x`, and of the refined inversion on the first
-    `inverted` (median and mean): the number the app's inversion gets."""
+    """Test PSNR (dB) of G(E(x)) on every image of `x`, and of the refined inversion (`iterations` of
+    L-BFGS, the app's number for this generator) on the first `inverted` (median and mean)."""
     encoder.eval()
     device = next(encoder.parameters()).device
     guessed = encoder_psnr(encoder, generator, x, labels)
     refined = []
     for i in range(min(inverted, len(x))):
         label = None if labels is None else int(labels[i])
-        result = invert(generator, x[i].to(device), latent_encoder=encoder, label=label)
+        result = invert(generator, x[i].to(device), latent_encoder=encoder, label=label, refine_iterations=iterations)
         refined.append(result.psnr)
     return {
         "test_encoder_psnr": round(guessed, 3),
@@ -174,7 +179,14 @@ def main(argv: list[str] | None = None) -> None:
             "train_loss": round(loss_sum / max(1, len(steps)), 4),
             "train_real_mse": round(real_sum / max(1, len(steps)), 4),
             "lr": round(optimizer.param_groups[0]["lr"], 6),
-            **evaluate(encoder, generator, test_x, test_labels, 4 if args.dry_run else INVERSION_EVAL_IMAGES),
+            **evaluate(
+                encoder,
+                generator,
+                test_x,
+                test_labels,
+                4 if args.dry_run else INVERSION_EVAL_IMAGES,
+                MODELS[latent_encoder_name(args.generator)].refine_iterations,
+            ),
         }
         run.log(metrics)
         run.save(encoder, {"encoder": encoder}, {"encoder": optimizer})
@@ -197,8 +209,13 @@ def main(argv: list[str] | None = None) -> None:
         tags=card_tags(Encoder),
         load_snippet="from genmodels.encoder import Encoder\nfrom genmodels.studio import invert\n\n"
         'encoder = Encoder.from_pretrained("FOLDER_OR_REPO_ID")\n'
-        "z = encoder(images)  # images (B, 1, 28, 28) in [-1, 1]: a first guess of the generator's z\n"
-        "result = invert(generator, images[0], latent_encoder=encoder)  # refined: result.z, result.psnr",
+        + (
+            "z = encoder(images, labels)  # images (B, 1, 28, 28) in [-1, 1], classes (B,): a first guess of z\n"
+            "result = invert(generator, images[0], latent_encoder=encoder, label=int(labels[0]))  # result.z, .psnr"
+            if conditional
+            else "z = encoder(images)  # images (B, 1, 28, 28) in [-1, 1]: a first guess of the generator's z\n"
+            "result = invert(generator, images[0], latent_encoder=encoder)  # refined: result.z, result.psnr"
+        ),
     )
 
 

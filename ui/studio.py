@@ -47,9 +47,9 @@ def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], his
     """Find the latent of your picture in a model: the picture next to the model's reconstruction of it.
 
     The VAE encodes it; flow runs its ODE backwards from the picture to the noise; a GAN has no encoder
-    of its own, so its latent is found by optimising the pixel error: the DCGAN from a trained encoder's
-    guess by L-BFGS, the cGAN by gradient descent from 16 seeded starts. While a GAN is optimised, the
-    page shows the reconstruction improving. The text gives the PSNR to the prepared picture and the time.
+    of its own, so its latent is found by optimising the pixel error by L-BFGS from the guess of an
+    encoder trained for it (the cGAN's also takes the class). While a GAN is optimised, the page shows
+    the reconstruction improving. The text gives the PSNR to the prepared picture and the time.
 
     Args:
         image: the picture to invert.

@@ -79,8 +79,9 @@ hides, the model redraws, which is how *Realize* on the Edit and Round trip tabs
 
 STUDIO = """
 **What you see.** Bring a latent into the studio (a seed, or **your own image**, inverted: the VAE
-encodes it; flow runs its ODE backwards from the image to its noise; a GAN has no encoder, so *z* is
-found by gradient descent on the pixel error from 16 seeded starts), then move it. With a class input
+encodes it; flow runs its ODE backwards from the image to its noise; a GAN has no encoder of its own,
+so an encoder trained for it guesses *z* and L-BFGS refines the guess on the pixel error, the picture
+improving on the page as it goes), then move it. With a class input
 (cGAN, flow) the row **as every class** shows the same latent under all ten labels: what the latent
 holds apart from the class. **Class directions** point from the average latent to where the
 classifier (GANs, on generated samples) or the labels (VAE and flow, on training images: encoded, or
