@@ -120,7 +120,7 @@ MODELS: dict[str, ModelEntry] = {
             sample_knob=None,
             description="Encoder image + class -> the cGAN's z: the first guess of GAN inversion, refined by L-BFGS",
             inverts="cgan",
-            refine_iterations=100,  # 70: a median 21.8 dB on 100 test images, 100: 22.2 (docs/results.md)
+            refine_iterations=90,  # a median 21.8 dB at 70, 22.0 at 90, 22.2 at 100 (docs/results.md)
         ),
         ModelEntry(
             name="classifier",
