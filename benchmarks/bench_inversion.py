@@ -5,15 +5,15 @@ the backend and through the app's /invert as a user calls it.
     python -m benchmarks.bench_inversion --num 20 --models flow vae
     python -m benchmarks.bench_inversion --app --models dcgan   # also through /invert on an idle server
 
-The VAE inverts by its encoder; the DCGAN from its trained encoder's guess refined by L-BFGS
-(genmodels.studio.inversion_steps), the cGAN by Adam from 16 seeded starts, 150 steps, with the
-image's true class; flow by its ODE run backwards at the checkpoint's default steps, with the true
-class. Prints mean, median and worst PSNR (dB, pixels in [0, 1]) and seconds per image.
+The VAE inverts by its encoder; each GAN from its trained encoder's guess refined by L-BFGS
+(genmodels.studio.inversion_steps; the iterations are the registry's, per encoder), the cGAN with the
+image's true class (the class a user picks on the page); flow by its ODE run backwards at the
+checkpoint's default steps, with the true class. Prints mean, median and worst PSNR (dB, pixels in [0, 1]) and seconds per image.
 
 With --app the same images go, one at a time as 28x28 PNG files, to /invert of a server started as
 the README says (`python app.py`, its own process, waited on until idle), through gradio_client; the
 PSNR is computed here from the two pictures it returns (the prepared image and the reconstruction,
-both uint8), the time is the client's whole call. Targets: DCGAN inversion under 0.5 s through
+both uint8), the time is the client's whole call. Targets: GAN inversion under 0.5 s through
 /invert with a median of at least 22 dB; flow a median of at least 28 dB in under 1 s.
 """
 

@@ -6,10 +6,12 @@ from a good first guess a few quasi-Newton steps do better. In-domain GAN invers
 trains that guess: an encoder E with the generator G fixed, so that G(E(x)) reconstructs x, on real
 images (the domain inversion is for) and on generated ones, where the true latent is known too:
 
-    loss = |G(E(x)) - x|^2  +  |G(E(G(z))) - G(z)|^2  +  w |E(G(z)) - z|^2
+    loss = |G(E(x)) - x|^2  +  |G(E(G(z))) - G(z)|^2  +  w |E(G(z)) - z|^2  +  v |F(G(E(x))) - F(x)|^2
 
-The inversion then refines E(x) by L-BFGS on the pixel error (genmodels.studio.invert).
-Trained by `training/train_encoder.py`; one encoder per generator, named after it ("dcgan-encoder").
+with F a feature network (the recipe's VGG; here our classifier's conv feature maps; v = 0 for the
+DCGAN's encoder, trained before the term existed). The inversion then refines E(x) by L-BFGS on the
+pixel error (genmodels.studio.invert). Trained by `training/train_encoder.py`; one encoder per
+generator, named after it ("dcgan-encoder", "cgan-encoder", which also takes the class).
 """
 
 from dataclasses import dataclass

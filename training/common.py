@@ -416,9 +416,7 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
     )
     write_atomic(run.checkpoint_dir / "README.md", card.encode("utf-8"))
     if not run.args.dry_run or run.args.push_to_hub:
-        from genmodels.evaluate import (
-            evaluate_checkpoint,  # torchmetrics is slow to import; only here
-        )
+        from genmodels.evaluate import evaluate_checkpoint  # torchmetrics is slow to import; only here
 
         num = DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
         metrics = evaluate_checkpoint(family, run.checkpoint_dir, num, str(run.device), run.args.data_dir)
