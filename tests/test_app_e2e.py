@@ -17,9 +17,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import app
-from genmodels.data import EXAMPLES_DIR, to_tensor
-from genmodels.registry import load_model
-from genmodels.studio import INVERT_UPDATES
+from genmodels.data import EXAMPLES_DIR, to_tensor, to_uint8
+from genmodels.registry import MODELS, latent_encoder_name, load_model
+from genmodels.studio import INVERT_UPDATES, inversion_steps
 from tests.conftest import served
 from ui.serving import ROOT
 
@@ -208,21 +208,46 @@ def test_flow_moves_along_the_class_directions_of_real_images_noise(client):
         assert share[0] < 0.5 < share[1], f"towards {target}: {share.tolist()}"
 
 
-def test_gan_inversion_streams_its_reconstructions_and_fits_a_test_image(client):
-    """/invert into the DCGAN: the trained encoder's guess refined by L-BFGS, each stage on its way."""
-    job = client.submit(image=handle_file(EXAMPLE), model="dcgan", api_name="/invert")
+@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+def test_gan_inversion_streams_its_reconstructions_and_fits_a_test_image(client, model):
+    """/invert into each GAN: its trained encoder's guess refined by L-BFGS, each stage on its way (the
+    cGAN's encoder and generator under the class the page sends: the example is an ankle boot)."""
+    job = client.submit(image=handle_file(EXAMPLE), model=model, label="Ankle boot", api_name="/invert")
     (before, after), info = job.result()
     stages = job.outputs()
     assert len(stages) == INVERT_UPDATES, "the page sees the reconstruction improve, not only a bar"
-    assert all("% done" in stage[1] for stage in stages[:-1]) and info.startswith("**Inverted into dcgan:**")
+    assert all("% done" in stage[1] for stage in stages[:-1]) and info.startswith(f"**Inverted into {model}:**")
     first, last = pixels(stages[0][0][1]), pixels(after)
     assert not np.array_equal(first, last)
     prepared = pixels(before).astype(float) / 255
-    fit = [10 * np.log10(1 / np.mean((pixels(stage[0][1]) / 255 - prepared) ** 2)) for stage in stages]
+    fit = [psnr(pixels(stage[0][1]), prepared) for stage in stages]
     # A Fashion-MNIST test image the generator never saw: 22 dB is the median target over 100 of them.
     assert fit[-1] >= 21 and fit[-1] > fit[0], fit
     stated = float(re.search(r"PSNR ([\d.]+) dB", info)[1])
     assert abs(stated - fit[-1]) < 0.3, "the stated PSNR is the picture's (up to 8-bit rounding)"
+    # The same pixels as the generator's own encoder refined by its registered L-BFGS iterations, in Python.
+    encoder = latent_encoder_name(model)
+    python = inversion_steps(
+        app.lab.model(model),
+        to_tensor(pixels(before))[0],
+        latent_encoder=app.lab.models[encoder],
+        label=9 if MODELS[model].conditional else None,
+        refine_iterations=MODELS[encoder].refine_iterations,
+    )
+    assert np.array_equal(last, to_uint8(list(python)[-1].image[None])[0].numpy())
+
+
+def test_cgan_inversion_takes_the_class_asked_for(client):
+    """The class reaches the cGAN's encoder and generator: as a T-shirt the boot fits far worse."""
+    (before, after), _ = client.predict(
+        image=handle_file(EXAMPLE), model="cgan", label="T-shirt/top", api_name="/invert"
+    )
+    assert psnr(pixels(after), pixels(before).astype(float) / 255) < 18
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR in dB of a uint8 image to a reference in [0, 1]."""
+    return 10 * np.log10(1 / np.mean((image / 255 - reference) ** 2))
 
 
 def test_studio_endpoints(client):
