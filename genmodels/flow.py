@@ -65,7 +65,7 @@ class FlowConfig:
     num_classes: int = len(CLASS_NAMES)  # one more embedding, index num_classes, means "no class"
     label_dropout: float = 0.1  # training: share of labels replaced by "no class" (for guidance)
     steps: int = 6  # default ODE steps for sampling (Heun: 2 evaluations per step, the last step 1)
-    guidance: float = 4.0  # default classifier-free guidance weight (1 = conditional only, 0 = unconditional)
+    guidance: float = 3.0  # default classifier-free guidance weight (1 = conditional only, 0 = unconditional)
     guidance_below: float = 0.4  # guidance above 1 only where t <= this (1 = the whole path from the noise)
 
 

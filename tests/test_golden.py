@@ -30,7 +30,7 @@ MODEL_OUTPUTS = {
     "vae sample(16, seed=0, temperature=1)": "6c5451e01d2d1646b33063a94b31398cd74a2c238610421899adbe5b0ddc5cba",
     "vae reconstruct(example 0)": "59b689147320b32afd9cfa590949eb29813c5c05a3488a5f50a323170144b4c1",
     "classifier argmax(dcgan 64)": "f8e4a404e28b920b11fbea2ec1a33218d11a87027a00ed0534cfac2628ee0fa1",
-    "flow sample(16, seed=0, label=Sneaker)": "cdead1935d0c52720a2d3006d36699c45ae6cba14d5b9aff2c1a9545c4637a09",
+    "flow sample(16, seed=0, label=Sneaker)": "804b5402a7c7d934044dda7dd4b487fa370cc5180022201bc32e8513b4116cb3",
     "flow sample(16, seed=0, no class, steps=4, guidance=1)": (
         "dc234a148a749f056a05da741baa160c84562e9c9e0f4dba2db57688e2e2f705"
     ),
