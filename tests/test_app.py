@@ -53,3 +53,47 @@ def test_the_server_imports_no_evaluation_training_or_compiler_libraries():
     assert "app" in modules and "genmodels.editing" in modules
     heavy = {"torchvision", "torch._dynamo", "triton", "torchmetrics", "sklearn", "scipy", "diffusers", "matplotlib"}
     assert heavy & modules == set()
+
+
+# GAN inversions on a worker thread, as the server computes requests, after one on another thread
+# (another request, the warm-up): page faults per inversion.
+WORKER_FAULTS = """
+import resource, sys, threading
+import torch
+from ui.serving import release_freed_memory
+if sys.argv[1] == "server":
+    release_freed_memory()
+torch.set_num_threads(1)
+from genmodels.data import EXAMPLES_DIR
+from genmodels.lab import Lab
+from genmodels.preprocess import prepare_upload
+lab = Lab("cpu")
+images = [prepare_upload(path.read_bytes()).image for path in sorted(EXAMPLES_DIR.glob("*.png"))[:4]]
+lab.invert("cgan", images[0], label=9)
+faults = []
+def work():
+    lab.invert("cgan", images[0], label=9)  # the thread's own heap set up
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for image in images:
+        lab.invert("cgan", image, label=9)
+    faults.append((resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before) // len(images))
+worker = threading.Thread(target=work)
+worker.start()
+worker.join()
+print(faults[0])
+"""
+
+
+def test_the_servers_memory_settings_keep_a_worker_threads_heap():
+    """With glibc's mmap threshold fixed (the server's memory setting), a worker thread's heap shrank and
+    grew back on every generator pass of an inversion: tens of thousands of page faults each, a third
+    more CPU. The server's top pad keeps it: a worker faults hardly more than with glibc's defaults."""
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> int:
+        run = subprocess.run([sys.executable, "-c", WORKER_FAULTS, mode], capture_output=True, text=True, check=True)
+        return int(run.stdout.split()[-1])
+
+    server, default = faults("server"), faults("default")
+    assert server < 1000 and default < 1000, (server, default)
