@@ -8,7 +8,8 @@ the backend and through the app's /invert as a user calls it.
 The VAE inverts by its encoder; each GAN from its trained encoder's guess refined by L-BFGS
 (genmodels.studio.inversion_steps; the iterations are the registry's, per encoder), the cGAN with the
 image's true class (the class a user picks on the page); flow by its ODE run backwards at the
-checkpoint's default steps, with the true class. Prints mean, median and worst PSNR (dB, pixels in [0, 1]) and seconds per image.
+checkpoint's default steps, with the true class. Prints mean, median and worst PSNR (dB, pixels in
+[0, 1]) and seconds per image.
 
 With --app the same images go, one at a time as 28x28 PNG files, to /invert of a server started as
 the README says (`python app.py`, its own process, waited on until idle), through gradio_client; the

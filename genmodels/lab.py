@@ -28,13 +28,12 @@ from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
 from .metrics import psnr
 from .preprocess import prepare_upload
-from .registry import MODELS, latent_encoder_name, load_model, parse_model_repos
+from .registry import MODELS, latent_encoder_name, load_model, parse_model_repos, refine_iterations
 from .studio import (
     DIRECTION_SAMPLES,
     DIRECTIONS_CACHE,
     PCA_SAMPLES,
     PRINCIPAL_COMPONENTS,
-    REFINE_ITERATIONS,
     Directions,
     Inversion,
     LatentMap,
@@ -380,7 +379,7 @@ class Lab:
             latent_encoder=latent_encoder,
             label=label,
             mask=weights,
-            refine_iterations=MODELS[encoder_name].refine_iterations if encoder_name else REFINE_ITERATIONS,
+            refine_iterations=refine_iterations(model),
         )
 
     def inpaint(

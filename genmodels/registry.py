@@ -18,6 +18,7 @@ from .device import resolve_device
 from .encoder import Encoder, EncoderConfig
 from .flow import FlowConfig, FlowModel
 from .hub import HubRepo
+from .studio import REFINE_ITERATIONS
 from .vae import VAE, VAEConfig
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -36,7 +37,7 @@ class ModelEntry:
     sample_knob: str | None  # keyword of `sample` that trades variety for quality
     description: str  # one line for pickers and model cards
     inverts: str | None = None  # an encoder: the generator whose latent it guesses (GAN inversion)
-    refine_iterations: int = 70  # an encoder: L-BFGS iterations that refine its guess (measured per generator)
+    refine_iterations: int = REFINE_ITERATIONS  # an encoder: L-BFGS iterations refining its guess (per generator)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -156,6 +157,12 @@ def get_entry(name: str) -> ModelEntry:
 def latent_encoder_name(generator: str) -> str | None:
     """The registry name of the encoder that guesses `generator`'s latent, if there is one."""
     return next((name for name, entry in MODELS.items() if entry.inverts == generator), None)
+
+
+def refine_iterations(generator: str) -> int:
+    """L-BFGS iterations that refine the guess of `generator`'s encoder (the default without one)."""
+    encoder = latent_encoder_name(generator)
+    return MODELS[encoder].refine_iterations if encoder else REFINE_ITERATIONS
 
 
 def generative_names() -> list[str]:

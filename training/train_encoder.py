@@ -18,7 +18,7 @@ from genmodels.data import to_tensor
 from genmodels.encoder import Encoder, EncoderConfig
 from genmodels.evaluate import encoder_psnr
 from genmodels.hub import card_tags
-from genmodels.registry import MODELS, latent_encoder_name, load_model
+from genmodels.registry import MODELS, load_model, refine_iterations
 from genmodels.studio import REFINE_ITERATIONS, invert
 from training.common import (
     epoch_generator,
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                 test_x,
                 test_labels,
                 4 if args.dry_run else INVERSION_EVAL_IMAGES,
-                MODELS[latent_encoder_name(args.generator)].refine_iterations,
+                refine_iterations(args.generator),
             ),
         }
         run.log(metrics)

@@ -94,7 +94,7 @@ def release_freed_memory() -> None:
     With the threshold fixed, the heap of a worker thread (where requests are computed) shrank and grew
     back on every pass: 28,000 page faults per cGAN inversion, 0.37 s of CPU on a worker thread against
     0.26 s on the main one (a larger M_TRIM_THRESHOLD did not stop it). A top pad of TOP_PAD, 2 MiB,
-    does: 14 faults, 0.26-0.30 s on either thread (1 MiB still faulted). Does nothing off glibc.
+    does: 5-18 faults, 0.26-0.30 s on either thread (1 MiB still faulted). Does nothing off glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
