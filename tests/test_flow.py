@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -202,6 +203,55 @@ def test_guidance_acts_only_on_its_interval_of_the_path():
     model.config.guidance_below = 1.0  # the whole path
     model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
     assert [batch for _, batch, _ in calls] == [6] * 11
+
+
+def test_autoguidance_moves_away_from_the_guide_only_on_its_interval():
+    """The guide here is the exact velocity scaled by 1/2, so the term (w - 1) (v - v_guide) is
+    (w - 1) v / 2: at weight 1.5 the velocity is 1.25 v where t <= 0.5, and v itself above. 6 Heun
+    steps ask the guide at 3/6, 2/6 and 1/6, twice each, one batch of B (the class alone)."""
+    calls = []
+
+    class HalfGuide(GaussianFlow):
+        def forward(self, x, t, labels):
+            calls.append((round(t[0].item() * 6), len(x)))
+            return 0.5 * super().forward(x, t, labels)
+
+    model = gaussian_flow()
+    model.config = dataclasses.replace(TINY, guidance_below=0.4, autoguidance=1.5, autoguidance_below=0.5)
+    x, labels = torch.randn(2, 1, 28, 28), torch.tensor([3, 7])
+    exact = {t: model(x, torch.full((2,), t), labels) for t in (0.3, 0.6)}
+    assert torch.equal(model.velocity(x, 0.3, labels, 1.0), exact[0.3]), "no guide, no term"
+    model.guide = HalfGuide(TINY).eval()
+    assert torch.allclose(model.velocity(x, 0.3, labels, 1.0), 1.25 * exact[0.3], atol=1e-6)
+    assert torch.allclose(model.velocity(x, 0.3, labels, 4.0), 1.25 * exact[0.3], atol=1e-6)  # labels ignored
+    assert torch.equal(model.velocity(x, 0.6, labels, 1.0), exact[0.6]), "above the interval"
+    model.config.autoguidance = 1.0
+    assert torch.equal(model.velocity(x, 0.3, labels, 1.0), exact[0.3]), "weight 1 is the model alone"
+    model.config.autoguidance = 1.5
+    calls.clear()
+    model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
+    assert calls == [(3, 3), (3, 3), (2, 3), (2, 3), (1, 3), (1, 3)]
+
+
+def test_a_guide_is_saved_and_loaded_inside_its_model(tmp_path):
+    guide_config = dataclasses.asdict(dataclasses.replace(TINY, channels=[4, 4, 8], embed_dim=8, attention_heads=0))
+    torch.manual_seed(0)
+    model = FlowModel(dataclasses.replace(TINY, guide=guide_config, autoguidance=2.0, autoguidance_below=1.0)).eval()
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, 0.0, 0.2)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["guide"]["channels"] == [4, 4, 8] and config["autoguidance"] == 2.0
+    loaded = FlowModel.from_pretrained(tmp_path)
+    assert isinstance(loaded.guide, FlowModel) and loaded.guide.guide is None
+    assert torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3))
+    model.config.autoguidance = 1.0
+    assert not torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3)), "the guide acts"
+    nested = dataclasses.replace(TINY, guide={**guide_config, "guide": guide_config})
+    with pytest.raises(ValueError, match="guide of its own"):
+        FlowModel(nested)
+    with pytest.raises(ValueError, match="classes"):
+        FlowModel(dataclasses.replace(TINY, guide={**guide_config, "num_classes": 3}))
 
 
 def test_sampling_is_deterministic_and_checks_its_settings():

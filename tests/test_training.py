@@ -218,3 +218,29 @@ def test_the_encoder_script_trains_one_for_the_cgan(tmp_path):
     card = (tmp_path / "checkpoint" / "README.md").read_text()
     assert "cgan generator" in card and "0.1 |F(G(E(x))) - F(x)|^2" in card
     assert "encoder(images, labels)" in card, "the card's snippet gives the classes"
+
+
+@needs_data
+def test_a_flow_run_keeps_its_guide_inside_and_a_finished_run_takes_new_sampling_defaults(tmp_path):
+    guide_run, run = tmp_path / "guide", tmp_path / "flow"
+    done = train("train_flow", guide_run, "--epochs", "1", "--channels", "8,8,16", "--ema", "0")
+    assert done.returncode == 0, done.stderr
+    done = train("train_flow", run, "--epochs", "1", "--guide", str(guide_run / "checkpoint"))
+    assert done.returncode == 0, done.stderr
+    guide, model = load_model("flow", source=guide_run / "checkpoint"), load_model("flow", source=run / "checkpoint")
+    assert model.guide is not None and model.guide.config.channels == [8, 8, 16]
+    assert all(torch.equal(model.guide.state_dict()[key], value) for key, value in guide.state_dict().items())
+    weights = load_file(run / "checkpoint" / "model.safetensors")
+
+    # Resumed when finished, with another weight: the same network, the checkpoint's config rewritten.
+    done = train(
+        "train_flow", run, "--epochs", "1", "--resume", "--guide", str(guide_run / "checkpoint"), "--autoguidance", "2"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["autoguidance"] == 2.0
+    again = load_file(run / "checkpoint" / "model.safetensors")
+    assert again.keys() == weights.keys() and all(torch.equal(again[key], weights[key]) for key in weights)
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+
+    missing = train("train_flow", tmp_path / "other", "--guide", str(tmp_path / "nowhere"))
+    assert missing.returncode != 0 and "--guide" in missing.stderr

@@ -14,6 +14,8 @@ weights of any single step. The learning rate warms up, then follows a cosine do
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -54,6 +56,27 @@ def draw(generator: torch.Generator, num: int, label_dropout: float, labels: tor
     return noise, t, torch.where(dropped, torch.full_like(labels, null), labels)
 
 
+def load_guide(folder: str | None, config: FlowConfig) -> FlowModel | None:
+    """The guide network from a flow checkpoint folder (--guide), or a SystemExit saying why not."""
+    if folder is None:
+        return None
+    try:
+        guide = FlowModel.from_pretrained(folder)
+        FlowModel.build_guide(replace(config, guide=asdict(guide.config)))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--guide {folder}: {exc}") from exc
+    return guide
+
+
+def with_guide(model: FlowModel, guide: FlowModel | None) -> FlowModel:
+    """`model` as a checkpoint: with the guide network and its config inside when there is one."""
+    if guide is None:
+        return model
+    guided = FlowModel(replace(model.config, guide=asdict(guide.config))).to(next(model.parameters()).device)
+    guided.load_state_dict({**model.state_dict(), **{f"guide.{k}": v for k, v in guide.state_dict().items()}})
+    return guided.eval()
+
+
 @torch.inference_mode()
 def validation_loss(model: FlowModel, x0: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     """The loss on test images with fixed noise, times and labels (no dropout): comparable across epochs."""
@@ -89,9 +112,24 @@ def main(argv: list[str] | None = None) -> None:
         default=FlowConfig.guidance_below,
         help="guidance above 1 acts only where t <= this (1 = the whole path)",
     )
+    parser.add_argument(
+        "--guide",
+        default=None,
+        metavar="FOLDER",
+        help="a smaller flow checkpoint, trained for less time, saved into this one to guide it (autoguidance)",
+    )
+    parser.add_argument(
+        "--autoguidance", type=float, default=FlowConfig.autoguidance, help="the checkpoint's autoguidance weight"
+    )
+    parser.add_argument(
+        "--autoguidance-below",
+        type=float,
+        default=FlowConfig.autoguidance_below,
+        help="autoguidance acts only where t <= this",
+    )
     args = parser.parse_args(argv)
 
-    # 1. Model, its moving average and optimiser.
+    # 1. Model, its moving average and optimiser; the guide only joins the saved checkpoint.
     seed_everything(args.seed)
     config = FlowConfig(
         channels=[int(width) for width in args.channels.split(",")],
@@ -100,8 +138,11 @@ def main(argv: list[str] | None = None) -> None:
         steps=args.sample_steps,
         guidance=args.sample_guidance,
         guidance_below=args.sample_guidance_below,
+        autoguidance=args.autoguidance,
+        autoguidance_below=args.autoguidance_below,
     )
     model = FlowModel(config)
+    guide = load_guide(args.guide, config)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     # GroupNorm is slower in channels-last on the CPU (74 vs 62 images/s), so this family stays contiguous.
@@ -119,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     fixed_labels = (torch.arange(64) // 8 % config.num_classes).to(device)
     total_steps = args.epochs * (len(train_images) // (args.batch_size * run.dist.world_size))
 
+    trained = run.epoch < args.epochs
     while run.epoch < args.epochs:
         model.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
@@ -155,9 +197,19 @@ def main(argv: list[str] | None = None) -> None:
             "lr": round(optimizer.param_groups[0]["lr"], 6),
         }
         run.log(metrics)
-        run.save(averaged, {"flow": model, "ema": ema}, {"flow": optimizer})
+        run.save(with_guide(averaged, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
+    if not trained:  # a finished run resumed with new sampling defaults or a guide: its checkpoint again
+        run.save(with_guide(ema.module, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
 
     widths = "/".join(str(width) for width in config.channels)
+    autoguided = ""
+    if guide is not None:
+        guide_widths = "/".join(str(width) for width in guide.config.channels)
+        autoguided = (
+            f"Autoguidance {config.autoguidance:g} where t <= {config.autoguidance_below:g}, from a guide of "
+            f"{sum(p.numel() for p in guide.parameters()) / 1e6:.2f}M parameters (widths {guide_widths}) "
+            "saved inside the checkpoint. "
+        )
     finish(
         run,
         family="flow",
@@ -166,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "predicting the rectified-flow velocity v(x_t, t, y), trained with logit-normal times, 10% label "
         "dropout for classifier-free guidance and an EMA of the weights (the checkpoint). Samples integrate "
         f"the ODE from the random seed's noise with {config.steps} Heun steps (the last one Euler's) at guidance "
-        f"{config.guidance:g}. "
+        f"{config.guidance:g} where t <= {config.guidance_below:g}. {autoguided}"
         "Test losses are the flow-matching loss on 2,000 test images with fixed noise.",
         tags=card_tags(FlowModel),
         load_snippet='from genmodels.flow import FlowModel\n\nflow = FlowModel.from_pretrained("FOLDER_OR_REPO_ID")\n'
