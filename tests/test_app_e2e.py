@@ -162,9 +162,9 @@ def test_settings_round_trip_through_json(client):
         "temperature": 1.0,
         "label": "Bag",
         "steps": 6,
-        "guidance": 3.0,
+        "guidance": 3.7,
     }
-    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag", 6, 3.0]
+    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag", 6, 3.7]
     with pytest.raises(AppError, match="Unknown setting"):
         client.predict(text='{"seeed": 1}', api_name="/load_settings")
 

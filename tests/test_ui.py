@@ -97,7 +97,7 @@ def test_generate_refuses_bad_numbers(lab, store, kwargs):
 
 def test_settings_json_round_trip_and_plain_refusals(lab):
     text = generate.settings(lab, "cgan", 3, 4, 0.5, 1.0, "Bag")
-    assert generate.load_settings(lab, text) == ("cgan", 3, 4, 0.5, 1.0, "Bag", 6, 3.0)
+    assert generate.load_settings(lab, text) == ("cgan", 3, 4, 0.5, 1.0, "Bag", 6, 3.7)
     text = generate.settings(lab, "flow", 3, 4, 0.5, 1.0, "any class", 6, 2.0)
     assert generate.load_settings(lab, text) == ("flow", 3, 4, 0.5, 1.0, "any class", 6, 2.0)
     for bad, words in [('{"seeed": 1}', "Unknown setting"), ("3", "JSON object"), ("[" * 100_000, "at most")]:
