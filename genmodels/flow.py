@@ -31,7 +31,7 @@ normalisation is scaled and shifted by the time and class embedding, self-attent
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -184,6 +184,15 @@ class FlowModel(
         if guide.num_classes != config.num_classes:
             raise ValueError(f"The guide knows {guide.num_classes} classes, the model {config.num_classes}.")
         return FlowModel(guide)
+
+    def without_guide(self) -> "FlowModel":
+        """This model's network alone, without autoguidance: itself when it has no guide, else a copy
+        (the original keeps serving unchanged, whatever thread is using it)."""
+        if self.guide is None:
+            return self
+        alone = FlowModel(replace(self.config, guide=None)).to(next(self.parameters()).device)
+        alone.load_state_dict({k: v for k, v in self.state_dict().items() if not k.startswith("guide.")})
+        return alone.eval()
 
     @property
     def latent_dim(self) -> int:

@@ -270,11 +270,14 @@ def posterior_means(vae: nn.Module, images: torch.Tensor, batch: int = 2000) -> 
 @torch.inference_mode()
 def ode_latents(model: nn.Module, images: torch.Tensor, steps: int | None = None, batch: int = 300) -> torch.Tensor:
     """A flow model's noise (N, latent_dim) of uint8 images (N, 28, 28): its ODE run backwards from each,
-    without a class (the unconditional velocity, one pass per evaluation), in `steps` (default: the model's)."""
+    without a class (the unconditional velocity, one pass per evaluation), in `steps` (default: the model's),
+    by the network alone: autoguidance's extrapolated velocity, retraced in a few steps, loses the class
+    (+4 towards Trouser from seed 4: 12% Trouser with it, 96% without)."""
     device = next(model.parameters()).device
+    alone = model.without_guide()
     return torch.cat(
         [
-            model.encode(to_tensor(images[s : s + batch]).to(device), steps=steps).cpu()
+            alone.encode(to_tensor(images[s : s + batch]).to(device), steps=steps).cpu()
             for s in range(0, len(images), batch)
         ]
     )

@@ -70,8 +70,8 @@ def test_generate_conditional_with_a_class(client):
 def test_generate_flow_with_steps_and_guidance(client):
     grid, *_ = client.predict(model="flow", seed=0, num=16, label="Sneaker", api_name="/generate")
     first = assert_picture(grid, (122, 122))
-    again = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=6, guidance=3, api_name="/generate")
-    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's: 6 steps, guidance 3"
+    again = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=6, guidance=3.7, api_name="/generate")
+    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's: 6 steps, guidance 3.7"
     fewer = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=4, api_name="/generate")[0]
     anything = client.predict(model="flow", seed=0, num=16, label="any class", api_name="/generate")[0]
     assert len({first.tobytes(), pixels(fewer).tobytes(), pixels(anything).tobytes()}) == 3
@@ -102,7 +102,7 @@ def test_realize_denoise_and_guidance_side_by_side(client):
     assert np.array_equal(pixels(last)[:, :28], pixels(sample)) and "step 6 of 6" in caption
     assert Image.open(animation).n_frames == 7 and step["value"] == 6
     gallery = client.predict(seed=5, label="Bag", api_name="/compare_guidance")
-    assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", "guidance 3"]
+    assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", "guidance 3.7"]
     assert np.array_equal(pixels(gallery[2]["image"]), pixels(sample)), "the third weight is the default's"
     unconditional = client.predict(model="flow", seed=5, num=1, label="any class", api_name="/generate")[0]
     assert np.array_equal(pixels(gallery[0]["image"]), pixels(unconditional)), "guidance 0: the class ignored"

@@ -247,6 +247,9 @@ def test_a_guide_is_saved_and_loaded_inside_its_model(tmp_path):
     assert torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3))
     model.config.autoguidance = 1.0
     assert not torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3)), "the guide acts"
+    alone = loaded.without_guide()
+    assert alone.guide is None and loaded.guide is not None, "a copy: the model keeps its guide"
+    assert torch.equal(alone.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3))
     nested = dataclasses.replace(TINY, guide={**guide_config, "guide": guide_config})
     with pytest.raises(ValueError, match="guide of its own"):
         FlowModel(nested)
