@@ -31,7 +31,7 @@ normalisation is scaled and shifted by the time and class embedding, self-attent
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -185,14 +185,21 @@ class FlowModel(
             raise ValueError(f"The guide knows {guide.num_classes} classes, the model {config.num_classes}.")
         return FlowModel(guide)
 
+    def with_guide(self, guide: "FlowModel | None") -> "FlowModel":
+        """A copy of this model's network with `guide` as its guide (None: the network alone), or a
+        ValueError when the guide cannot guide it. The original keeps serving unchanged, whatever thread
+        is using it."""
+        config = replace(self.config, guide=None if guide is None else asdict(guide.config))
+        copy = FlowModel(config).to(next(self.parameters()).device)
+        weights = {k: v for k, v in self.state_dict().items() if not k.startswith("guide.")}
+        if guide is not None:
+            weights.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
+        copy.load_state_dict(weights)
+        return copy.eval()
+
     def without_guide(self) -> "FlowModel":
-        """This model's network alone, without autoguidance: itself when it has no guide, else a copy
-        (the original keeps serving unchanged, whatever thread is using it)."""
-        if self.guide is None:
-            return self
-        alone = FlowModel(replace(self.config, guide=None)).to(next(self.parameters()).device)
-        alone.load_state_dict({k: v for k, v in self.state_dict().items() if not k.startswith("guide.")})
-        return alone.eval()
+        """This model's network alone, without autoguidance: itself when it has no guide, else a copy."""
+        return self if self.guide is None else self.with_guide(None)
 
     @property
     def latent_dim(self) -> int:
@@ -239,7 +246,7 @@ class FlowModel(
         Where t > config.guidance_below a guidance above 1 is cut to 1. The conditional and
         unconditional halves go through the network as one batch of 2B; without a class (all labels
         "no class") or with guidance 0 or 1, one pass of B is enough. With a guide network, where
-        t <= config.autoguidance_below, `autoguide` adds its term to the result.
+        t <= config.autoguidance_below, `autoguided` adds its term to the result.
         """
         if t > self.config.guidance_below:
             guidance = min(guidance, 1.0)
@@ -254,18 +261,20 @@ class FlowModel(
             )
             v_model, v_unconditional = both.chunk(2)
             v = v_unconditional + guidance * (v_model - v_unconditional)
-        return v + self.autoguide(x, t, labels, v_model)
+        return self.autoguided(v, x, t, labels, v_model)
 
-    def autoguide(self, x: torch.Tensor, t: float, labels: torch.Tensor, v_model: torch.Tensor) -> torch.Tensor:
-        """Autoguidance's term (Karras et al. 2024, "Guiding a diffusion model with a bad version of
-        itself"): (w - 1) (v - v_guide), from the model's velocity v at `labels` away from the guide's,
+    def autoguided(
+        self, v: torch.Tensor, x: torch.Tensor, t: float, labels: torch.Tensor, v_model: torch.Tensor
+    ) -> torch.Tensor:
+        """v plus autoguidance's term (Karras et al. 2024, "Guiding a diffusion model with a bad version of
+        itself"): (w - 1) (v_model - v_guide), from the model's velocity at `labels` away from the guide's,
         a smaller network trained for less time, whose errors are the model's own writ large. It sharpens
         what the model draws without pulling every sample towards its class's prototype, as guidance
-        does. Zero without a guide, at weight 1 or where t > config.autoguidance_below."""
+        does. v itself without a guide, at weight 1 or where t > config.autoguidance_below."""
         weight = self.config.autoguidance
         if self.guide is None or weight == 1.0 or t > self.config.autoguidance_below:
-            return torch.zeros_like(v_model)
-        return (weight - 1.0) * (v_model - self.guide(x, torch.full((len(x),), t, device=x.device), labels))
+            return v
+        return v + (weight - 1.0) * (v_model - self.guide(x, torch.full((len(x),), t, device=x.device), labels))
 
     def step(
         self, x: torch.Tensor, t: float, t_next: float, labels: torch.Tensor, guidance: float

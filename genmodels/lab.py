@@ -505,7 +505,8 @@ class Lab:
         """The directions cached for these weights and settings, or computed now and cached."""
         sources = [net] if MODELS[model].encoder or MODELS[model].ode else [net, self.model("classifier", False)]
         settings = (
-            f"{model} {self.device.type} images {DIRECTION_IMAGES} ode {ODE_DIRECTION_IMAGES} x{ODE_DIRECTION_STEPS} alone "
+            f"{model} {self.device.type} images {DIRECTION_IMAGES} "
+            f"ode {ODE_DIRECTION_IMAGES} x{ODE_DIRECTION_STEPS} alone "
             f"samples {DIRECTION_SAMPLES} pca {PCA_SAMPLES} components {PRINCIPAL_COMPONENTS}"
         )
         path = DIRECTIONS_CACHE / f"{model}-{fingerprint(sources, settings)[:32]}.safetensors"

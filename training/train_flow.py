@@ -14,8 +14,6 @@ weights of any single step. The learning rate warms up, then follows a cosine do
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -56,25 +54,22 @@ def draw(generator: torch.Generator, num: int, label_dropout: float, labels: tor
     return noise, t, torch.where(dropped, torch.full_like(labels, null), labels)
 
 
-def load_guide(folder: str | None, config: FlowConfig) -> FlowModel | None:
-    """The guide network from a flow checkpoint folder (--guide), or a SystemExit saying why not."""
+def load_guide(folder: str | None, model: FlowModel) -> FlowModel | None:
+    """The guide network from a flow checkpoint folder (--guide), checked against `model`, or a SystemExit
+    saying why not."""
     if folder is None:
         return None
     try:
         guide = FlowModel.from_pretrained(folder)
-        FlowModel.build_guide(replace(config, guide=asdict(guide.config)))
+        model.with_guide(guide)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"--guide {folder}: {exc}") from exc
     return guide
 
 
-def with_guide(model: FlowModel, guide: FlowModel | None) -> FlowModel:
-    """`model` as a checkpoint: with the guide network and its config inside when there is one."""
-    if guide is None:
-        return model
-    guided = FlowModel(replace(model.config, guide=asdict(guide.config))).to(next(model.parameters()).device)
-    guided.load_state_dict({**model.state_dict(), **{f"guide.{k}": v for k, v in guide.state_dict().items()}})
-    return guided.eval()
+def as_checkpoint(model: FlowModel, guide: FlowModel | None) -> FlowModel:
+    """`model` as saved: with the guide network and its config inside when there is one."""
+    return model if guide is None else model.with_guide(guide)
 
 
 @torch.inference_mode()
@@ -142,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         autoguidance_below=args.autoguidance_below,
     )
     model = FlowModel(config)
-    guide = load_guide(args.guide, config)
+    guide = load_guide(args.guide, model)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     # GroupNorm is slower in channels-last on the CPU (74 vs 62 images/s), so this family stays contiguous.
@@ -197,9 +192,9 @@ def main(argv: list[str] | None = None) -> None:
             "lr": round(optimizer.param_groups[0]["lr"], 6),
         }
         run.log(metrics)
-        run.save(with_guide(averaged, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
+        run.save(as_checkpoint(averaged, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
     if not trained:  # a finished run resumed with new sampling defaults or a guide: its checkpoint again
-        run.save(with_guide(ema.module, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
+        run.save(as_checkpoint(ema.module, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
 
     widths = "/".join(str(width) for width in config.channels)
     autoguided = ""
