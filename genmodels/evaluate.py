@@ -34,18 +34,20 @@ BATCH = 1000  # images generated or classified per forward pass
 
 @torch.inference_mode()
 def generate_set(
-    model: torch.nn.Module, num: int, conditional: bool = False, **settings
+    model: torch.nn.Module, num: int, conditional: bool = False, classes: list[int] | None = None, **settings
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`num` samples (num, 1, 28, 28) from seeds 0..num-1, and for a conditional model their labels.
 
-    A conditional model draws every class equally often: sample i has class i mod 10. `settings` go
-    to the model's `decode` (flow: steps, guidance).
+    A conditional model draws every class of `classes` (default: all ten) equally often: sample i has
+    class classes[i mod len(classes)]; `classes=[]` draws it without a class (a model that learned
+    from pictures without labels). `settings` go to the model's `decode` (flow: steps, guidance).
     """
-    if not conditional:
+    if not conditional or classes == []:
         parts = [model.sample(min(BATCH, num - start), seed=start).cpu() for start in range(0, num, BATCH)]
         return torch.cat(parts), None
     device = next(model.parameters()).device
-    labels = torch.arange(num) % len(CLASS_NAMES)
+    pool = torch.tensor(classes if classes else range(len(CLASS_NAMES)))
+    labels = pool[torch.arange(num) % len(pool)]
     parts = []
     for start in range(0, num, BATCH):
         z = seed_to_z(start, min(BATCH, num - start), model.latent_dim, device=device)
@@ -200,31 +202,42 @@ def encoder_psnr(
 
 
 def evaluate_checkpoint(
-    name: str, folder: str | Path, num: int = 10_000, device: str = "cpu", data_dir: str | Path | None = None
+    name: str,
+    folder: str | Path,
+    num: int = 10_000,
+    device: str = "cpu",
+    data_dir: str | Path | None = None,
+    reference: torch.Tensor | None = None,
+    classes: list[int] | None = None,
 ) -> dict[str, float]:
     """Score one checkpoint folder of family `name` and write the numbers into its model card.
 
     Generative models get FIDc, KIDc, precision, recall and IS from `num` samples (and the VAE its
-    reconstruction PSNR, the cGAN its class match); the classifier its test accuracy.
+    reconstruction PSNR, the cGAN its class match); the classifier its test accuracy. The reference is
+    Fashion-MNIST's test set, or `reference` (uint8 (N, 28, 28): the test images of the classes a model
+    learned, or the user's own pictures); a conditional model draws `classes` (see `generate_set`).
     """
-    test = load_fashion_mnist("test", data_dir)
-    test_x = to_tensor(test.images)
+    test = load_fashion_mnist("test", data_dir) if reference is None else None
+    test_x = to_tensor(test.images if reference is None else reference)
     model = load_model(name, device, folder)
-    if MODELS[name].inverts:  # an encoder: how well its guess alone reconstructs, G(E(x)) against x
+    if MODELS[name].inverts and test is not None:  # an encoder: how well its guess alone reconstructs, G(E(x)) against x
         generator = load_model(MODELS[name].inverts, device)
         metrics = {"psnr_db": round(encoder_psnr(model, generator, test_x, test.labels), 3)}
     elif not MODELS[name].generative:
+        if test is None:  # (an encoder too: both are scored on the labelled test set)
+            raise ValueError("A classifier is scored on Fashion-MNIST's labelled test set only.")
         metrics = {"accuracy": round(accuracy(model, test_x, test.labels), 4)}
     else:
         classifier = load_model("classifier", device)
-        reference, _ = classifier_outputs(classifier, test_x)
-        images, labels = generate_set(model, num, MODELS[name].conditional)
-        row = score(classifier, reference, images, labels)
+        features, _ = classifier_outputs(classifier, test_x)
+        images, labels = generate_set(model, num, MODELS[name].conditional, classes)
+        row = score(classifier, features, images, labels)
         metrics = {key: row[key] for key in CARD_KEYS if key in row}
         if MODELS[name].encoder:
             metrics["psnr_db"] = vae_psnr(model, test_x)
     lines = [
-        f"Measured on the {len(test_x)} Fashion-MNIST test images"
+        f"Measured on the {len(test_x)} "
+        + ("Fashion-MNIST test images" if reference is None else "reference images it learned from")
         + (
             f" with {num} samples (seeds 0-{num - 1}) in our classifier's feature space"
             if MODELS[name].generative

@@ -82,3 +82,8 @@ def served(demo: gr.Blocks) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+def pytest_configure(config) -> None:
+    """`pytest -m "not slow"`: the fast inner loop leaves out the tests that train or stream for long."""
+    config.addinivalue_line("markers", "slow: trains a model or streams for tens of seconds")

@@ -244,3 +244,70 @@ def test_a_flow_run_keeps_its_guide_inside_and_a_finished_run_takes_new_sampling
 
     missing = train("train_flow", tmp_path / "other", "--guide", str(tmp_path / "nowhere"))
     assert missing.returncode != 0 and "--guide" in missing.stderr
+
+
+@needs_data
+@pytest.mark.parametrize("script", ["train_vae", "train_gan", "train_flow"])
+def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp_path):
+    """--minutes: the run stops within the budget plus a few seconds, plans its steps, snapshots as it goes."""
+    flags = ["--minutes", "0.15", "--snapshot-seconds", "1", "--threads", "1", "--eval-samples", "0"]
+    flags += ["--lr-decay"] if script == "train_gan" else []
+    result = train(script, tmp_path, *flags)
+    assert result.returncode == 0, result.stderr
+    planned = int(re.search(r"planned (\d+) steps", result.stdout).group(1))
+    lines = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["wall_time_s"] <= 0.15 * 60 + 4, "stopped within the budget plus a few seconds"
+    # It stopped at its planned step or, when evaluations and snapshots took longer than planned, at the budget.
+    assert last["step"] == planned or (last["step"] < planned and last["wall_time_s"] >= 0.15 * 60)
+    # Snapshots from step 0 (the initial noise) to the end, each with its grid.
+    assert lines[0]["step"] == 0 and lines[-1]["step"] == last["step"]
+    assert all((tmp_path / "snapshots" / line["snapshot"]).is_file() for line in lines)
+    assert len(lines) >= 4
+    if script == "train_flow":  # the cosine follows the plan and reaches its floor (a tenth of --lr) at its end
+        from training.common import FINAL_LR_SHARE, learning_rate
+
+        assert last["lr"] == pytest.approx(learning_rate(last["step"] - 1, planned, 1e-3), rel=1e-3)
+        assert learning_rate(planned, planned, 1e-3) == pytest.approx(FINAL_LR_SHARE * 1e-3)
+
+
+@needs_data
+def test_a_budgeted_run_resumes_on_its_saved_plan_exactly(tmp_path, monkeypatch):
+    """A budgeted run killed after its first epoch and resumed ends like one never stopped: same plan,
+    same steps, same weights (the plan is saved with the state, not re-made)."""
+    from training import common, train_vae
+
+    class Clock:
+        """The runs' clock, advancing 10 ms per reading: the same pace, so the same plan, in both runs."""
+
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 0.01
+            return self.now
+
+    monkeypatch.setattr(common, "time", Clock())
+    argv = ["--dry-run", "--device", "cpu", "--minutes", "0.02", "--eval-samples", "0", "--batch-size", "16"]
+    train_vae.main([*argv, "--out", str(tmp_path / "straight")])
+
+    class Killed(Exception):
+        pass
+
+    saved = common.Run.save
+
+    def save_then_die(self, *args):
+        saved(self, *args)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(common.Run, "save", save_then_die)
+        with pytest.raises(Killed):
+            train_vae.main([*argv, "--out", str(tmp_path / "split")])
+    train_vae.main([*argv, "--out", str(tmp_path / "split"), "--resume"])
+    straight = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors")
+    split = load_file(tmp_path / "split" / "checkpoint" / "model.safetensors")
+    assert straight.keys() == split.keys()
+    for key in straight:
+        assert torch.equal(straight[key], split[key]), key
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) >= 2, "the run was interrupted between epochs"

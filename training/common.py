@@ -6,6 +6,20 @@ A run folder (`--out`, default `runs/<family>`) holds
     state.safetensors      everything `--resume` needs (weights, optimisers, RNG, counters)
     samples/epoch_NNN.png  a grid from fixed noise (generative models)
     metrics.jsonl          one JSON line per epoch
+    snapshots/step_NNNNNNN.png, live.jsonl   with --snapshot-seconds: the grid of what the model would
+                           give if stopped now, and the losses averaged since the last snapshot, every
+                           few seconds (what the app's Train tab shows while a run trains)
+
+To end any run early but cleanly (checkpoint, card and evaluation as at its end): `touch OUT/STOP`.
+
+A budget: `--minutes M` stops the run after M minutes of training (the end-of-run evaluation is not
+counted; `--eval-samples` shortens or skips it). The run times its first CALIBRATION_STEPS steps, plans
+how many steps fit in the budget, and every learning-rate schedule ends at that planned step; the plan
+is saved with the state, so `--resume` follows the same schedule. The run stops at the planned step or
+at the budget, whichever comes first, mid-epoch if need be, and saves its checkpoint there.
+
+The data: Fashion-MNIST's training set, `--classes` for some of its classes only, or `--images DIR` for
+a folder of the user's own pictures (each brought to 28x28 like an upload in the app).
 
 Several processes: `torchrun --nproc_per_node=N -m training.train_gan ...` runs the same script as N
 processes (gloo on CPU, nccl on CUDA). Each model is wrapped in DistributedDataParallel, each process
@@ -33,12 +47,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 from torchvision.utils import save_image
 from tqdm import tqdm
 
 from genmodels.checkpoint import load_training_state, save_training_state
-from genmodels.data import FashionMNIST, batches, load_fashion_mnist
+from genmodels.data import CLASS_NAMES, FashionMNIST, batches, class_index, load_fashion_mnist
 from genmodels.device import DEVICE_CHOICES, resolve_device
 from genmodels.hub import model_card, push_folder, save_atomic, write_atomic
 
@@ -53,12 +68,54 @@ EVAL_SAMPLES = 10_000  # samples scored into the model card when a run finishes
 DRY_RUN_EVAL_SAMPLES = 200
 WARMUP_STEPS = 200  # of the learning-rate schedule (`learning_rate`)
 FINAL_LR_SHARE = 0.1  # the cosine schedule ends at this share of --lr
+CALIBRATION_STEPS = 20  # steps a --minutes run times before it plans its schedule (3 under --dry-run)
+BUDGET_MARGIN = 0.97  # share of the remaining budget planned for steps: the rest covers evaluations and snapshots
+EMA_WARMUP = 10  # an EMA with warm-up averages with decay min(decay, (1 + n) / (EMA_WARMUP + n)) at update n
+STOP_FILE = "STOP"  # created in a run folder, it ends the run cleanly at the next step
+UNLIMITED_EPOCHS = 1_000_000  # --epochs of a budgeted run that did not set it: the budget stops it
 
 
 def make_parser(description: str, epochs: int, batch_size: int, lr: float, out: str) -> argparse.ArgumentParser:
     """The flags every training script has, with the script's own defaults."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=epochs, help="number of passes over the training set")
+    parser.set_defaults(default_epochs=epochs)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"number of passes over the training set (default {epochs}; with --minutes, as many as fit)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="wall-clock training budget: the schedule is planned to end there and the run stops there",
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=None,
+        help=f"samples scored into the model card when the run ends (0 = skip; default {EVAL_SAMPLES}, "
+        f"{DRY_RUN_EVAL_SAMPLES} with --dry-run)",
+    )
+    parser.add_argument(
+        "--classes",
+        default=None,
+        help="train on these Fashion-MNIST classes only: names or indices, comma-separated (e.g. Trouser,Bag)",
+    )
+    parser.add_argument(
+        "--images",
+        default=None,
+        metavar="DIR",
+        help="train on the pictures in DIR (PNG, JPEG, ...; each brought to 28x28 as the app does) instead",
+    )
+    parser.add_argument(
+        "--snapshot-seconds",
+        type=float,
+        default=0.0,
+        help="every this many seconds, a grid of the fixed seeds into snapshots/ and the losses into live.jsonl",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (default: torch's)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="images per optimisation step")
     parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and fixed noise")
@@ -123,10 +180,16 @@ class Run:
     step: int = 0  # optimisation steps taken
     wall_time_s: float = 0.0  # training time summed over resumed sessions
     commands: list[str] = field(default_factory=list)  # the command line of each session of this run
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=lambda: time.perf_counter())  # (looked up at each run: patchable)
     dist: Distributed = field(default_factory=Distributed)
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the forward passes)
     modules: dict[str, nn.Module] = field(default_factory=dict)  # everything trained, for the replica check
+    planned_steps: int | None = None  # a budgeted run: the step its schedule ends at (planned once, saved)
+    finished: bool = False  # a budgeted run that used its budget: --resume has nothing left to train
+    session_step: int = 0  # the step this session started at (--resume), for the calibration
+    pace_from: tuple[float, int] = (0.0, 0)  # (perf_counter, step) the calibration times from
+    last_snapshot: tuple[float, int] | None = None  # (perf_counter, step) of the last snapshot
+    tracked: dict[str, list[float]] = field(default_factory=dict)  # values since the last snapshot
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -138,6 +201,105 @@ class Run:
 
     def elapsed(self) -> float:
         return self.wall_time_s + time.perf_counter() - self.started
+
+    # --- the budget ------------------------------------------------------------------------------
+
+    @property
+    def budget_s(self) -> float | None:
+        """The --minutes budget in seconds, or None."""
+        return None if self.args.minutes is None else self.args.minutes * 60.0
+
+    def training(self) -> bool:
+        """Whether another epoch should start: epochs left, and budget left in a budgeted run."""
+        return self.epoch < self.args.epochs and not self.finished and not self.out_of_budget()
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """The step the learning-rate schedule ends at: all epochs', or a budgeted run's planned step
+        (before the plan, all epochs': only the warm-up, which does not depend on it, is used then)."""
+        by_epochs = max(1, steps_per_epoch * self.args.epochs)
+        return min(by_epochs, self.planned_steps) if self.planned_steps else by_epochs
+
+    def stepped(self) -> None:
+        """Count one optimisation step; a budgeted run plans its schedule after its calibration steps.
+
+        The plan: the steps that fit into BUDGET_MARGIN of the remaining budget at this session's pace,
+        timed over its calibration steps after the first (which pays for one-off warm-ups), and over two
+        snapshot intervals at least. Made once; --resume keeps it. Epoch ends (evaluation, grid) are not
+        in the pace: a run whose epochs are short next to their evaluation stops at the budget first.
+        """
+        self.step += 1
+        if self.budget_s is None or self.planned_steps is not None:
+            return
+        now = time.perf_counter()
+        if self.step == self.session_step + 1:
+            self.pace_from = (now, self.step)
+            return
+        calibration = 3 if self.args.dry_run else CALIBRATION_STEPS
+        if self.step - self.pace_from[1] < calibration:
+            return
+        if self.args.snapshot_seconds and now - self.pace_from[0] < 2 * self.args.snapshot_seconds:
+            return  # the pace includes the snapshots' cost: time at least two of them
+
+        pace = (self.step - self.pace_from[1]) / max(now - self.pace_from[0], 1e-6)  # steps per second
+        remaining = max(0.0, self.budget_s - self.elapsed())
+        self.planned_steps = self.step + int(BUDGET_MARGIN * remaining * pace)
+        if self.dist.main:
+            print(f"Budget: {self.args.minutes:g} min, planned {self.planned_steps} steps", flush=True)
+
+    def out_of_budget(self) -> bool:
+        """A budgeted run at its planned step or out of time, or any run asked to stop (OUT/STOP exists):
+        the epoch stops there and the run saves and finishes as at its end."""
+        if self.stop_requested():
+            return True
+        if self.budget_s is None:
+            return False
+        at_plan = self.planned_steps is not None and self.step >= self.planned_steps
+        return at_plan or self.elapsed() >= self.budget_s
+
+    def stop_requested(self) -> bool:
+        """Whether a file named STOP appeared in the run folder (`touch OUT/STOP`: the app's Stop button)."""
+        return (self.folder / STOP_FILE).exists()
+
+    # --- live snapshots --------------------------------------------------------------------------
+
+    def track(self, **values: float) -> None:
+        """Record this step's losses; the next snapshot logs their averages."""
+        if self.args.snapshot_seconds:
+            for key, value in values.items():
+                self.tracked.setdefault(key, []).append(float(value))
+
+    def snapshot_due(self) -> bool:
+        """Whether a snapshot is due: --snapshot-seconds since the last one (the first one at once)."""
+        if not self.args.snapshot_seconds or not self.dist.main:
+            return False
+        return self.last_snapshot is None or time.perf_counter() - self.last_snapshot[0] >= self.args.snapshot_seconds
+
+    def snapshot(self, images: torch.Tensor, **extra: float) -> Path | None:
+        """Write the grid `images` (in [-1, 1]) as snapshots/step_NNNNNNN.png and a line to live.jsonl:
+        step, elapsed time, images per second and the tracked values' averages (both atomically)."""
+        if not self.args.snapshot_seconds or not self.dist.main:
+            return None
+        now = time.perf_counter()
+        path = self.folder / "snapshots" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".tmp-" + path.name)
+        save_image(images.float(), tmp, nrow=8, normalize=True, value_range=(-1, 1), padding=2)
+        tmp.replace(path)
+        line: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "elapsed_s": round(self.elapsed(), 2)}
+        if self.budget_s is not None:
+            line["budget_s"] = self.budget_s
+        if self.last_snapshot is not None and self.step > self.last_snapshot[1]:
+            images_per_step = self.args.batch_size * self.dist.world_size
+            pace = (self.step - self.last_snapshot[1]) * images_per_step / (now - self.last_snapshot[0])
+            line["images_per_s"] = round(pace, 1)
+        line.update({key: round(sum(v) / len(v), 5) for key, v in self.tracked.items() if v})
+        line.update({key: round(float(value), 5) for key, value in extra.items()})
+        line["snapshot"] = path.name
+        with open(self.folder / "live.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+        self.tracked = {}
+        self.last_snapshot = (time.perf_counter(), self.step)
+        return path
 
     def log(self, metrics: dict[str, Any]) -> None:
         """Append one JSON line of metrics for the epoch just finished (averaged over the processes)."""
@@ -187,11 +349,13 @@ class Run:
             return
         save_atomic(model, self.checkpoint_dir)
         counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed(), "commands": self.commands}
+        if self.budget_s is not None:
+            counters.update(planned_steps=self.planned_steps, finished=self.out_of_budget())
         save_training_state(self.state_path, modules, optimizers, counters)
 
     def progress(self, steps: list) -> tqdm:
         """The epoch's progress bar over `steps` (rank 0 only shows it)."""
-        description = f"epoch {self.epoch + 1}/{self.args.epochs}"
+        description = f"epoch {self.epoch + 1}" + ("" if self.budget_s else f"/{self.args.epochs}")
         return tqdm(steps, desc=description, leave=False, dynamic_ncols=True, disable=not self.dist.main)
 
     # --- several processes and the GPU fast path -------------------------------------------------
@@ -291,9 +455,17 @@ def start_run(
     Also joins the torchrun process group when there is one, and moves everything to the device
     in `memory_format` (channels-last by default, see MEMORY_FORMAT; contiguous when compiled).
     """
+    if args.epochs is None:
+        args.epochs = UNLIMITED_EPOCHS if args.minutes is not None else args.default_epochs
+    if args.minutes is not None and not 0 < args.minutes <= 7 * 24 * 60:
+        raise SystemExit(f"--minutes must be above 0 and at most a week, got {args.minutes}.")
     if args.dry_run:
-        args.epochs = min(args.epochs, DRY_RUN_MAX_EPOCHS)
+        args.epochs = min(args.epochs, DRY_RUN_MAX_EPOCHS) if args.minutes is None else args.epochs
         args.batch_size = min(args.batch_size, DRY_RUN_BATCH)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be at least 1, got {args.threads}.")
+        torch.set_num_threads(args.threads)
     parallel, device = init_distributed(resolve_device(args.device))
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -305,11 +477,15 @@ def start_run(
         counters = load_training_state(run.state_path, modules, optimizers)
         run.epoch, run.step, run.wall_time_s = counters["epoch"], counters["step"], counters["wall_time_s"]
         run.commands = counters.get("commands", [])
+        run.planned_steps, run.finished = counters.get("planned_steps"), counters.get("finished", False)
+        run.session_step = run.step
         run.forget_log_after(run.epoch)
         if parallel.main:
             print(f"Resuming {folder} after epoch {run.epoch} (step {run.step}).", flush=True)
     elif run.state_path.exists():
         raise SystemExit(f"{folder} already holds a run; pass --resume to continue it or choose another --out.")
+    if parallel.main:
+        (folder / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier session is spent
     else:
         run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
     run.commands.append(command_line())
@@ -337,13 +513,31 @@ def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> Non
 
 
 def learning_rate(step: int, total: int, base: float) -> float:
-    """Linear warm-up over WARMUP_STEPS, then a cosine from `base` to FINAL_LR_SHARE * base at `total`.
+    """Linear warm-up over WARMUP_STEPS (a tenth of `total` when that is shorter), then a cosine from
+    `base` to FINAL_LR_SHARE * base at `total`.
 
     Set from the global step every step, so a resumed run follows the same schedule."""
-    if step < WARMUP_STEPS:
-        return base * (step + 1) / WARMUP_STEPS
-    progress = min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))
+    warmup = max(1, min(WARMUP_STEPS, total // 10))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return base * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def ema_average(module: nn.Module, decay: float, warmup: bool = False) -> AveragedModel:
+    """torch's exponential moving average of `module`'s weights; with `warmup`, decay
+    min(decay, (1 + n) / (EMA_WARMUP + n)) at update n (as TensorFlow's ExponentialMovingAverage with
+    num_updates), so early on the average follows the weights instead of holding the initial ones."""
+    if not warmup:
+        return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        weight = 1.0 - min(decay, (1 + n) / (EMA_WARMUP + n))
+        torch._foreach_lerp_(averaged, current, weight)
+
+    return AveragedModel(module, multi_avg_fn=update)
 
 
 def seed_everything(seed: int) -> None:
@@ -353,9 +547,46 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def parse_classes(text: str | None) -> list[int]:
+    """--classes "Trouser,Bag" (names or indices) -> sorted class indices; empty or None: []."""
+    if not text or not text.strip():
+        return []
+    try:
+        return sorted({class_index(part.strip()) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise SystemExit(f"--classes: {exc}") from exc
+
+
+def data_description(args: argparse.Namespace, data: FashionMNIST) -> str:
+    """What the run learned from, for the model card."""
+    if args.images:
+        return f"{len(data)} of the user's own pictures, each brought to 28x28"
+    classes = parse_classes(args.classes)
+    if classes:
+        return f"Fashion-MNIST's {len(data)} training images of " + ", ".join(CLASS_NAMES[c] for c in classes)
+    return f"Fashion-MNIST's {len(data)} training images"
+
+
 def load_split(args: argparse.Namespace, split: str) -> FashionMNIST:
-    """The split, cut to a small subset under --dry-run, and the training split to --subset images."""
+    """The split, cut to a small subset under --dry-run, and the training split to --subset images.
+
+    With --classes, those classes' images only; with --images, the user's pictures for both splits
+    (labels -1: no class), each prepared like an upload in the app.
+    """
+    if args.images:
+        from genmodels.pictures import load_picture_folder
+
+        try:
+            pictures = load_picture_folder(args.images)
+        except ValueError as exc:
+            raise SystemExit(f"--images: {exc}") from exc
+        images = torch.from_numpy(pictures.images)
+        return FashionMNIST(images=images, labels=torch.full((len(images),), -1), source=str(args.images))
     data = load_fashion_mnist(split, args.data_dir)
+    classes = parse_classes(args.classes)
+    if classes:
+        keep_mask = torch.isin(data.labels, torch.tensor(classes))
+        data = FashionMNIST(images=data.images[keep_mask], labels=data.labels[keep_mask], source=data.source)
     keep = None
     if args.dry_run:
         keep = DRY_RUN_IMAGES if split == "train" else DRY_RUN_IMAGES // 2
@@ -391,6 +622,7 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
     if samples:
         write_atomic(run.checkpoint_dir / "samples.png", samples[-1].read_bytes())
     details = {
+        "data": data_description(run.args, load_split(run.args, "train")),
         "epochs": run.epoch,
         "optimisation steps": run.step,
         "batch size": run.args.batch_size,
@@ -398,6 +630,7 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
         "seed": run.args.seed,
         "device": str(run.device),
         "wall time": f"{run.elapsed() / 60:.1f} min",
+        **({"budget": f"{run.args.minutes:g} min"} if run.budget_s is not None else {}),
         "threads": torch.get_num_threads(),
         "precision": run.precision,
     }
@@ -415,11 +648,19 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
         sample_file="samples.png" if samples else None,
     )
     write_atomic(run.checkpoint_dir / "README.md", card.encode("utf-8"))
-    if not run.args.dry_run or run.args.push_to_hub:
+    num = run.args.eval_samples
+    if num is None:
+        num = 0 if run.args.dry_run and not run.args.push_to_hub else DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
+    if num > 0:
         from genmodels.evaluate import evaluate_checkpoint  # torchmetrics is slow to import; only here
 
-        num = DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
-        metrics = evaluate_checkpoint(family, run.checkpoint_dir, num, str(run.device), run.args.data_dir)
+        reference, classes = None, None
+        if run.args.images or run.args.classes:  # scored against what it learned from
+            reference = load_split(run.args, "test").images
+            classes = [] if run.args.images else parse_classes(run.args.classes)
+        metrics = evaluate_checkpoint(
+            family, run.checkpoint_dir, num, str(run.device), run.args.data_dir, reference, classes
+        )
         print(f"Evaluation: {json.dumps(metrics)}", flush=True)
     print(f"Checkpoint: {run.checkpoint_dir}", flush=True)
     if run.args.push_to_hub:

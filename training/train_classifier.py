@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=ClassifierConfig.width, help="channels of the first block")
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     args = parser.parse_args(argv)
+    if args.images:
+        parser.error("--images: a classifier learns labels, and your own pictures have none")
 
-    # 1. Model, optimiser and a cosine schedule over the whole run.
+    # 1. Model, optimiser and a cosine schedule over the whole run (or the budget).
     seed_everything(args.seed)
     model = Classifier(ClassifierConfig(width=args.width))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -61,9 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     test_x = to_tensor(test.images)
     train_images = run.images_on_device(train.images)
     steps_per_epoch = (len(train) // run.dist.world_size) // args.batch_size
-    total_steps = max(1, steps_per_epoch * args.epochs)
 
-    while run.epoch < args.epochs:
+    while run.training():
         model.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, correct, seen = 0.0, 0, 0
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         for index in progress:
             # The learning rate follows a cosine from lr to 0, computed from the global step so resume is exact.
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * run.step / total_steps))
+                progress_share = min(1.0, run.step / run.total_steps(steps_per_epoch))
+                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * progress_share))
             x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             if not args.no_augment:
                 x = augment(x, rng)
@@ -84,11 +86,14 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             optimizer.step()
 
-            run.step += 1
+            run.stepped()
             loss_sum += loss.item() * len(index)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(index)
+            run.track(loss=loss.item())
             progress.set_postfix(loss=f"{loss.item():.3f}")
+            if run.out_of_budget():
+                break
 
         # 3. End of epoch: test accuracy, one metrics line, atomic checkpoint.
         run.epoch += 1

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         help="weight of the feature loss |F(G(E(x))) - F(x)|^2 (F: the bundled classifier's conv features; 0 = none)",
     )
     args = parser.parse_args(argv)
+    if args.images and MODELS[args.generator].conditional:
+        parser.error("--images: the cGAN's encoder needs classes, and your own pictures have none")
 
     # 1. The fixed generator, the encoder and its optimiser.
     seed_everything(args.seed)
@@ -145,27 +147,31 @@ def main(argv: list[str] | None = None) -> None:
     shown = test_x[:32].to(device)
     shown_labels = None if test_labels is None else test_labels[:32].to(device)
 
-    while run.epoch < args.epochs:
+    steps_taken = 0
+    while run.training():
         encoder.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, real_sum, steps = 0.0, 0.0, run.epoch_batches(len(train_images), args.batch_size, rng)
         progress = run.progress(steps)
-        for index in progress:
+        for steps_taken, index in enumerate(progress, start=1):
             x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             z = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
             labels = run.to_device(train.labels[index]) if conditional else None
             if args.lr_decay:  # from the global step, so a resumed run follows the schedule
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(run.step, args.epochs * len(steps), args.lr)
+                    group["lr"] = learning_rate(run.step, run.total_steps(len(steps)), args.lr)
             with run.autocast():
                 loss, real = train_pass(x, z, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
-            run.step += 1
+            run.stepped()
             loss_sum, real_sum = loss_sum + loss.item(), real_sum + real.item()
+            run.track(loss=loss.item(), real_mse=real.item())
             progress.set_postfix(loss=f"{loss.item():.4f}", real=f"{real.item():.4f}")
+            if run.out_of_budget():
+                break
 
         # 3. End of epoch: test images over their reconstructions, test PSNRs, atomic checkpoint.
         run.epoch += 1
@@ -176,8 +182,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.stack([shown.reshape(4, 8, 1, 28, 28), guessed.reshape(4, 8, 1, 28, 28)], 1).flatten(0, 2)
         )
         metrics = {
-            "train_loss": round(loss_sum / max(1, len(steps)), 4),
-            "train_real_mse": round(real_sum / max(1, len(steps)), 4),
+            "train_loss": round(loss_sum / max(1, steps_taken), 4),
+            "train_real_mse": round(real_sum / max(1, steps_taken), 4),
             "lr": round(optimizer.param_groups[0]["lr"], 6),
             **evaluate(
                 encoder,

@@ -4,30 +4,34 @@ python -m training.train_flow                          # 20 epochs into runs/flo
 python -m training.train_flow --resume                 # continue after a kill
 python -m training.train_flow --dry-run --out /tmp/flow
 torchrun --nproc_per_node=2 -m training.train_flow     # two processes (gloo on CPU, nccl on GPUs)
+python -m training.train_flow --minutes 10 --ema-warmup --out runs/flow-10min    # a 10-minute budget
 
 Each step draws, for a batch of training images x_0, noise e and times t = sigmoid(n), n ~ N(0, 1)
 (logit-normal: most steps at middle times, where the velocity is hardest to predict), replaces 10% of
 the labels by "no class" (classifier-free guidance), and regresses v(x_t, t, y) on e - x_0. The saved
 checkpoint is an exponential moving average of the weights (EMA), which samples better than the raw
-weights of any single step. The learning rate warms up, then follows a cosine down to 10%.
+weights of any single step (`--ema-warmup`: an average that follows the weights closely at first, for
+short runs). The learning rate warms up, then follows a cosine down to 10%. With `--images` (pictures
+without classes) every label is "no class": the model learns to draw them unconditionally.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genmodels.data import to_tensor
 from genmodels.flow import FlowConfig, FlowModel
 from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
+    ema_average,
     epoch_generator,
     finish,
     learning_rate,
     load_split,
     make_parser,
+    parse_classes,
     seed_everything,
     start_run,
 )
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", default="16,32,64", help="U-Net widths at 28, 14 and 7 pixels, comma-separated")
     parser.add_argument("--blocks", type=int, default=FlowConfig.blocks, help="residual blocks per resolution")
     parser.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average")
+    parser.add_argument("--ema-warmup", action="store_true", help="let the EMA's decay grow from 0 to --ema")
     parser.add_argument(
         "--label-dropout", type=float, default=FlowConfig.label_dropout, help="share of 'no class' labels"
     )
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     model = FlowModel(config)
     guide = load_guide(args.guide, model)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
+    ema = ema_average(model, args.ema, args.ema_warmup)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     # GroupNorm is slower in channels-last on the CPU (74 vs 62 images/s), so this family stays contiguous.
     run = start_run(args, {"flow": model, "ema": ema}, {"flow": optimizer}, memory_format=torch.contiguous_format)
@@ -148,26 +153,42 @@ def main(argv: list[str] | None = None) -> None:
     # 2. Data in memory; fixed noise and labels (one class per row) for the per-epoch sample grid.
     train = load_split(args, "train")
     train_images = run.images_on_device(train.images)  # (N, 28, 28) uint8
-    train_labels = train.labels.to(train_images.device)
+    null = torch.tensor(config.num_classes)
+    train_labels = torch.where(train.labels < 0, null, train.labels).to(train_images.device)  # --images: none
     test = load_split(args, "test")
-    test_x, test_labels = to_tensor(test.images[:TEST_IMAGES]), test.labels[:TEST_IMAGES]
+    test_x = to_tensor(test.images[:TEST_IMAGES])
+    test_labels = torch.where(test.labels < 0, null, test.labels)[:TEST_IMAGES]
     fixed_z = seed_to_z(args.seed, 64, model.latent_dim, device=device)
     fixed_labels = (torch.arange(64) // 8 % config.num_classes).to(device)
-    total_steps = args.epochs * (len(train_images) // (args.batch_size * run.dist.world_size))
+    if args.classes:  # the grid's rows cycle through the classes it learns
+        learned = torch.tensor(parse_classes(args.classes))
+        fixed_labels = learned[(torch.arange(64) // 8) % len(learned)].to(device)
+    if args.images:
+        fixed_labels = None  # no class: what the model learned from the pictures
+    steps_per_epoch = len(train_images) // (args.batch_size * run.dist.world_size)
 
-    trained = run.epoch < args.epochs
-    while run.epoch < args.epochs:
+    def current_samples() -> torch.Tensor:
+        """What the run would save if it stopped now: the average's images from the fixed noise."""
+        averaged: FlowModel = ema.module
+        averaged.eval()
+        return averaged.decode(fixed_z, fixed_labels)
+
+    trained = run.training()
+    steps_taken = 0
+    while run.training():
         model.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, steps = 0.0, run.epoch_batches(len(train_images), args.batch_size, rng)
         progress = run.progress(steps)
-        for index in progress:
+        for steps_taken, index in enumerate(progress, start=1):
+            if run.snapshot_due():
+                run.snapshot(current_samples())
             x0 = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             noise, t, labels = draw(
                 rng, len(index), config.label_dropout, train_labels[index].cpu(), config.num_classes
             )
             for group in optimizer.param_groups:  # from the global step, so a resumed run follows the schedule
-                group["lr"] = learning_rate(run.step, total_steps, args.lr)
+                group["lr"] = learning_rate(run.step, run.total_steps(steps_per_epoch), args.lr)
             with run.autocast():
                 loss = train_pass(x0, run.to_device(noise), run.to_device(t), run.to_device(labels))
             optimizer.zero_grad(set_to_none=True)
@@ -176,23 +197,28 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.step()
             ema.update_parameters(model)
 
-            run.step += 1
+            run.stepped()
             loss_sum += loss.item()
+            run.track(loss=loss.item())
             progress.set_postfix(loss=f"{loss.item():.4f}")
+            if run.out_of_budget():
+                break
 
-        # 3. End of epoch: the EMA model's samples and validation loss, atomic checkpoint of the EMA weights.
+        # 3. End of epoch (or budget): the EMA model's samples and validation loss, atomic checkpoint of the EMA weights.
         run.epoch += 1
         averaged: FlowModel = ema.module
-        averaged.eval()
-        run.save_samples(averaged.decode(fixed_z, fixed_labels))
+        samples = current_samples()
+        run.save_samples(samples)
         metrics = {
-            "train_loss": round(loss_sum / max(1, len(steps)), 5),
+            "train_loss": round(loss_sum / max(1, steps_taken), 5),
             "test_loss": round(validation_loss(averaged, test_x, test_labels), 5),
             "test_loss_raw": round(validation_loss(model, test_x, test_labels), 5),
             "lr": round(optimizer.param_groups[0]["lr"], 6),
         }
         run.log(metrics)
         run.save(as_checkpoint(averaged, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
+        if not run.training():
+            run.snapshot(samples, test_loss=metrics["test_loss"])
     if not trained:  # a finished run resumed with new sampling defaults or a guide: its checkpoint again
         run.save(as_checkpoint(ema.module, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
 

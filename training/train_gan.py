@@ -6,6 +6,7 @@
     python -m training.train_gan --resume                         # continue after a kill
     python -m training.train_gan --dry-run --out /tmp/gan         # a few steps, in seconds
     python -m training.train_gan --conditional --init-from runs/dcgan  # the cGAN, started from the DCGAN
+    python -m training.train_gan --minutes 5 --ema 0.999 --ema-warmup --out runs/dcgan-5min   # a 5-minute budget
 
 Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the tutorial's code uses:
     D maximises log D(x) + log(1 - D(G(z)))   -> BCE(D(x), 1) + BCE(D(G(z)), 0)
@@ -15,7 +16,9 @@ Loss `--loss hinge` (Lim and Ye 2017; Miyato et al. 2018), usually with `--spect
 `--lr-decay` lowers both learning rates linearly to 0 over the run, so training ends in small steps.
 `--ema 0.999` keeps an exponential moving average of the generator's weights (Karras et al. 2018;
 Yazici et al. 2019) and saves that average as the checkpoint: it smooths out the oscillation of
-adversarial training at no cost to the training itself.
+adversarial training at no cost to the training itself. `--ema-warmup` lets the average follow the
+weights closely at first (decay (1 + n) / (10 + n) at update n, up to --ema), so a short run's average
+is not still the initial noise.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genmodels.cgan import CGANConfig, ConditionalGenerator, ProjectionDiscriminator
 from genmodels.checkpoint import load_training_state
@@ -35,10 +37,12 @@ from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
+    ema_average,
     epoch_generator,
     finish,
     load_split,
     make_parser,
+    parse_classes,
     seed_everything,
     start_run,
 )
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
     parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
+    parser.add_argument("--ema-warmup", action="store_true", help="let the EMA's decay grow from 0 to --ema")
     parser.add_argument("--lr-decay", action="store_true", help="decay both learning rates linearly to 0 over the run")
     parser.add_argument("--conditional", action="store_true", help="train the class-conditional GAN (cgan)")
     parser.add_argument(
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     args.out = args.out or ("runs/cgan" if args.conditional else "runs/dcgan")
+    if args.conditional and args.images:
+        parser.error("--images: the conditional GAN learns classes; your own pictures have none (drop --conditional)")
 
     # 1. Models and optimisers, initialised from the random seed.
     seed_everything(args.seed)
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     average = None
     if args.ema > 0:
         # torch's own EMA over the weights; BatchNorm's statistics are recomputed before each save.
-        average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema))
+        average = ema_average(generator, args.ema, args.ema_warmup)
         modules["ema"] = average
     optimizers = {"generator": opt_g, "discriminator": opt_d}
     run = start_run(args, modules, optimizers)
@@ -124,21 +131,40 @@ def main(argv: list[str] | None = None) -> None:
     images, labels = run.images_on_device(train.images), train.labels  # (N, 28, 28) uint8, (N,)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
     fixed_labels = (torch.arange(64) // 8) % len(CLASS_NAMES)  # one class per row of the grid
-    total_steps = max(1, ((len(images) // run.dist.world_size) // args.batch_size) * args.epochs)
+    steps_per_epoch = (len(images) // run.dist.world_size) // args.batch_size
+    if args.conditional and args.classes:  # the grid's rows cycle through the classes it learns
+        learned = torch.tensor(parse_classes(args.classes))
+        fixed_labels = learned[(torch.arange(64) // 8) % len(learned)]
+
+    def current_samples(batches: int = 40) -> torch.Tensor:
+        """What the run would save if it stopped now, from the fixed latents (the grid)."""
+        if average is not None:  # the average's BatchNorm statistics as saved: recomputed from samples
+            standing_statistics(
+                saved, config.latent_dim, args.conditional, args.seed + run.epoch, device, batches=batches
+            )
+        saved.eval()
+        with torch.inference_mode():
+            images = saved(fixed_z, *condition(fixed_labels))
+        generator.train()
+        return images
 
     # 3. Alternate one discriminator step and one generator step per batch.
-    while run.epoch < args.epochs:
+    steps_taken = 0
+    while run.training():
         generator.train()
         discriminator.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         totals = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
         steps = run.epoch_batches(len(images), args.batch_size, rng)
         progress = run.progress(steps)
-        for index in progress:
+        for steps_taken, index in enumerate(progress, start=1):
+            if run.snapshot_due():  # (BatchNorm statistics of the average from fewer samples: a preview)
+                run.snapshot(current_samples(batches=4))
             if args.lr_decay:  # from the global step, so a resumed run follows the same schedule
+                total_steps = run.total_steps(steps_per_epoch)
                 for optimizer, lr in ((opt_g, args.lr), (opt_d, lr_d)):
                     for group in optimizer.param_groups:
-                        group["lr"] = lr * (1.0 - run.step / total_steps)
+                        group["lr"] = lr * max(0.0, 1.0 - run.step / total_steps)
             real = to_tensor(images[index.to(images.device)])  # (B, 1, 28, 28)
             z = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
             fake_labels = torch.randint(0, len(CLASS_NAMES), (len(index),), generator=rng)
@@ -154,23 +180,30 @@ def main(argv: list[str] | None = None) -> None:
             if average is not None:
                 average.update_parameters(generator)
 
-            run.step += 1
-            totals["loss_d"] += loss_d.item()
-            totals["loss_g"] += loss_g.item()
-            totals["d_real"] += torch.sigmoid(logits_real).mean().item()
-            totals["d_fake"] += torch.sigmoid(logits_fake).mean().item()
+            run.stepped()
+            values = {
+                "loss_d": loss_d.item(),
+                "loss_g": loss_g.item(),
+                "d_real": torch.sigmoid(logits_real).mean().item(),
+                "d_fake": torch.sigmoid(logits_fake).mean().item(),
+            }
+            for key, value in values.items():
+                totals[key] += value
+            run.track(**values)
             progress.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
+            if run.out_of_budget():
+                break
 
-        # 4. End of epoch: samples from fixed noise, one metrics line, atomic checkpoint.
+        # 4. End of epoch (or of the budget): samples from fixed noise, one metrics line, atomic checkpoint.
         run.epoch += 1
-        if average is not None:
-            standing_statistics(saved, config.latent_dim, args.conditional, seed=args.seed + run.epoch, device=device)
+        samples = current_samples()
         saved.eval()
-        with torch.inference_mode():
-            run.save_samples(saved(fixed_z, *condition(fixed_labels)))
-        metrics = {key: round(value / max(1, len(steps)), 4) for key, value in totals.items()}
+        run.save_samples(samples)
+        metrics = {key: round(value / max(1, steps_taken), 4) for key, value in totals.items()}
         run.log(metrics)
         run.save(saved, modules, optimizers)
+        if not run.training():
+            run.snapshot(samples)
 
     # Finishing is idempotent: the averaged generator gets its standing statistics (same seed as the
     # last epoch's) and is written again, so resuming a finished run repairs what an older version wrote.

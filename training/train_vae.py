@@ -3,6 +3,7 @@
 python -m training.train_vae                     # 10 epochs into runs/vae
 python -m training.train_vae --resume            # continue after a kill
 python -m training.train_vae --dry-run --out /tmp/vae
+python -m training.train_vae --minutes 3 --classes Trouser,Bag --snapshot-seconds 5 --out runs/vae-3min
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> dict[str, f
 
 
 @torch.inference_mode()
+def prior_samples(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """The decoded prior latents z (N, latent_dim) -> (N, 1, 28, 28), in eval mode; back to training after."""
+    was_training = model.training
+    model.eval()
+    images = model.decode(z)
+    model.train(was_training)
+    return images
+
+
+@torch.inference_mode()
 def fit_mixture_prior(model: VAE, images: torch.Tensor, seed: int, batch_size: int = 1000) -> None:
     """Fit the model's sampling mixture to the posterior means of `images` (uint8, (N, 28, 28))."""
     from sklearn.mixture import GaussianMixture
@@ -128,12 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     test_x = to_tensor(load_split(args, "test").images)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
 
-    while run.epoch < args.epochs:
+    steps_taken = 0
+    while run.training():
         model.train()
         rng = epoch_generator(args, run.epoch, run.dist.rank)
         loss_sum, steps = 0.0, run.epoch_batches(len(train_images), args.batch_size, rng)
         progress = run.progress(steps)
-        for index in progress:
+        for steps_taken, index in enumerate(progress, start=1):
+            if run.snapshot_due():
+                run.snapshot(prior_samples(model, fixed_z))
             x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             # Reparameterisation z = mu + sigma * eps with eps drawn on the CPU from the epoch's generator.
             eps = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
@@ -143,18 +157,22 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             optimizer.step()
 
-            run.step += 1
+            run.stepped()
             loss_sum += loss.item()
+            run.track(loss=loss.item(), reconstruction=reconstruction.item(), kl=kl.item())
             progress.set_postfix(loss=f"{loss.item():.1f}", rec=f"{reconstruction.item():.1f}", kl=f"{kl.item():.1f}")
+            if run.out_of_budget():
+                break
 
-        # 3. End of epoch: prior samples, test ELBO and PSNR, atomic checkpoint.
+        # 3. End of epoch (or of the budget): prior samples, test ELBO and PSNR, atomic checkpoint.
         run.epoch += 1
-        model.eval()
-        with torch.inference_mode():
-            run.save_samples(model.decode(fixed_z))
-        metrics = {"train_neg_elbo": round(loss_sum / max(1, len(steps)), 4), **evaluate(model, test_x)}
+        samples = prior_samples(model, fixed_z)
+        run.save_samples(samples)
+        metrics = {"train_neg_elbo": round(loss_sum / max(1, steps_taken), 4), **evaluate(model, test_x)}
         run.log(metrics)
         run.save(model, {"vae": model}, {"vae": optimizer})
+        if run.out_of_budget() or not run.training():
+            run.snapshot(samples, test_psnr=metrics["test_psnr"])
 
     # 4. Ex-post density estimation: a Gaussian mixture over the training set's posterior means.
     if config.prior_components > 0 and run.dist.main:  # only rank 0's model is saved
