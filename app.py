@@ -4,8 +4,10 @@
     python app.py --device cpu --port 8000
     python app.py --share                  # also a public *.gradio.live link
     python app.py --hub-repo dcgan=OWNER/NAME@REVISION   # a checkpoint from the Hugging Face Hub
+    python app.py --train-slots 2 --train-max-minutes 5  # the Train tab's limits (--no-train: no tab)
 
-On a Space, set GENMODELS_HUB_REPOS="dcgan=OWNER/NAME@REVISION vae=..." instead of --hub-repo.
+On a Space, set GENMODELS_HUB_REPOS="dcgan=OWNER/NAME@REVISION vae=..." instead of --hub-repo, and
+GENMODELS_NO_TRAIN=1 to leave the Train tab out of a busy public Space.
 
 This file is the entry point only: arguments, the lab, the launch. The page is the `ui` package (one
 module per tab) and every computation lives in `genmodels` (`genmodels.lab.Lab` for the actions).
@@ -27,6 +29,7 @@ import torch
 from genmodels.device import DEVICE_CHOICES
 from genmodels.lab import Lab
 from genmodels.registry import parse_model_repos
+from training.jobs import MAX_MINUTES, SLOTS
 from ui.page import build_demo
 from ui.serving import LAUNCH_OPTIONS, default_threads, release_freed_memory
 
@@ -36,11 +39,17 @@ _built: dict[str, object] = {}  # "lab" and "demo", made by the first `app.demo`
 _build_lock = threading.Lock()
 
 
-def build(device: str, repos: str | list[str]) -> tuple[Lab, gr.Blocks]:
-    """The lab on `device` with the Hub checkpoints `repos`, and its page."""
+def build(device: str, repos: str | list[str], training: dict | None = None) -> tuple[Lab, gr.Blocks]:
+    """The lab on `device` with the Hub checkpoints `repos`, and its page (with the Train tab's limits
+    `training`, or none)."""
     lab = Lab.from_specs(device, repos)
-    _built.update(lab=lab, demo=build_demo(lab))
+    _built.update(lab=lab, demo=build_demo(lab, training=training))
     return lab, _built["demo"]
+
+
+def training_limits(no_train: bool, slots: int = SLOTS, max_minutes: float = MAX_MINUTES) -> dict | None:
+    """The Train tab's limits, or None for no tab."""
+    return None if no_train else {"slots": slots, "max_minutes": max_minutes}
 
 
 def __getattr__(name: str):
@@ -49,7 +58,11 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'app' has no attribute {name!r}")
     with _build_lock:
         if not _built:
-            build(os.environ.get("GENMODELS_DEVICE", "auto"), os.environ.get("GENMODELS_HUB_REPOS", ""))
+            build(
+                os.environ.get("GENMODELS_DEVICE", "auto"),
+                os.environ.get("GENMODELS_HUB_REPOS", ""),
+                training_limits(os.environ.get("GENMODELS_NO_TRAIN") == "1"),
+            )
     return _built[name]
 
 
@@ -82,7 +95,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MODEL=OWNER/NAME[@REVISION]",
         help="load MODEL from this Hub repo (repeatable); falls back to the bundled checkpoint",
     )
+    parser.add_argument(
+        "--train-slots", type=int, default=SLOTS, help="Train tab: training runs at once (the others wait in line)"
+    )
+    parser.add_argument(
+        "--train-max-minutes", type=float, default=MAX_MINUTES, help="Train tab: the longest time budget of a run"
+    )
+    parser.add_argument("--no-train", action="store_true", help="leave the Train tab out (a busy public server)")
     args = parser.parse_args(argv)
+    if args.train_slots < 1:
+        parser.error("--train-slots must be at least 1")
+    if not 0.25 <= args.train_max_minutes <= 24 * 60:
+        parser.error("--train-max-minutes must be between 0.25 and 1440")
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     try:
@@ -99,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Requests run side by side, each on its share of the cores (docs/serving.md).
     torch.set_num_threads(args.threads)
-    lab, demo = build(args.device, " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo]))
+    repos = " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo])
+    no_train = args.no_train or os.environ.get("GENMODELS_NO_TRAIN") == "1"
+    lab, demo = build(args.device, repos, training_limits(no_train, args.train_slots, args.train_max_minutes))
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
     threading.Thread(target=lab.warm_up, name="warm-up", daemon=True).start()
     options = {**LAUNCH_OPTIONS, "mcp_server": not args.no_mcp}

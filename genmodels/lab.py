@@ -28,7 +28,7 @@ from .images import scatter
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
 from .metrics import psnr
 from .preprocess import prepare_upload
-from .registry import MODELS, latent_encoder_name, load_model, parse_model_repos, refine_iterations
+from .registry import MODELS, family_of, latent_encoder_name, load_model, parse_model_repos, refine_iterations
 from .studio import (
     DIRECTION_SAMPLES,
     DIRECTIONS_CACHE,
@@ -156,6 +156,7 @@ class Lab:
         self.broken: dict[str, str] = {}  # name -> why it did not load
         self.notices: list[str] = []  # where models came from when it was not the bundled checkpoint
         self.metrics: dict[str, dict[str, float]] = {}  # name -> evaluation results from its model card
+        self.yours: dict[str, torch.nn.Module] = {}  # "yours-<family>-<id>" -> a model a user trained or brought
         self._studio_lock = threading.Lock()  # directions and the map are computed once, on first use
         self._directions: dict[str, Directions] = {}
         self._map: LatentMap | None = None
@@ -190,13 +191,29 @@ class Lab:
 
     def generative(self) -> list[str]:
         """Names of the loaded generative models, in registry order."""
-        return [name for name in self.models if MODELS[name].generative]
+        return [name for name in self.models if MODELS[family_of(name)].generative]
+
+    def add_yours(self, name: str, folder: str | Path) -> torch.nn.Module:
+        """Load a user's checkpoint folder as model `name` ("yours-<family>-<id>"), kept until `drop_yours`.
+
+        The page offers it to that user's session alone; the name's random id keeps it out of reach of others."""
+        model = load_model(family_of(name), self.device, folder)
+        self.yours[name] = model
+        self.metrics[name] = card_metrics(folder)
+        return model
+
+    def drop_yours(self, name: str) -> None:
+        """Forget a user's model (its session ended)."""
+        self.yours.pop(name, None)
+        self.metrics.pop(name, None)
 
     def model(self, name: str, generative: bool = True) -> torch.nn.Module:
         """The loaded model `name`, or a ValueError saying why it is not available."""
+        if name in self.yours:
+            return self.yours[name]
         if name in self.broken:
             raise ValueError(f"Model {name!r} is unavailable: its checkpoint did not load.")
-        if name not in self.models or (generative and not MODELS[name].generative):
+        if name not in self.models or (generative and not MODELS[family_of(name)].generative):
             choices = self.generative() if generative else list(self.models)
             raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(choices)}.")
         return self.models[name]
@@ -208,7 +225,7 @@ class Lab:
     def label(self, model: str, label: int | str | None) -> int | None:
         """The class index `model` is given: a conditional family's class (None or ANY_CLASS: none, where
         the family samples without one; the cGAN refuses it), and None for a family without classes."""
-        if not MODELS[model].conditional or label is None:
+        if not MODELS[family_of(model)].conditional or label is None:
             return None
         if isinstance(label, str) and label.strip().lower() == ANY_CLASS:
             return None
@@ -237,7 +254,7 @@ class Lab:
         net = self.model(model)
         seed = check_int("Seed", seed, 0, MAX_APP_SEED)
         num = check_int("Number of images", num, 1, MAX_IMAGES)
-        knob = MODELS[model].sample_knob
+        knob = MODELS[family_of(model)].sample_knob
         if knob == "truncation":
             knobs = {"truncation": check_float("Truncation", truncation, 0.0, MAX_TRUNCATION) or None}
         elif knob == "temperature":
@@ -284,9 +301,9 @@ class Lab:
         noise (under class `label`)."""
         net = self.model(model)
         if image is not None:
-            if MODELS[model].ode:
+            if MODELS[family_of(model)].ode:
                 return invert_ode(net, to_tensor(image)[0], self.label(model, label)).z
-            if not MODELS[model].encoder:
+            if not MODELS[family_of(model)].encoder:
                 raise ValueError(
                     f"Model {model!r} has no encoder; use a seed for its endpoints, or pick the VAE or flow."
                 )
@@ -364,12 +381,12 @@ class Lab:
         """
         net = self.model(model)
         weights = None if mask is None else mask_weights(mask)
-        if MODELS[model].ode:
+        if MODELS[family_of(model)].ode:
             if mask is not None:
                 raise ValueError(f"{model} does not invert under a mask; regenerate with `inpaint`.")
             yield invert_ode(net, to_tensor(image)[0], self.label(model, label))
             return
-        has_encoder, label = MODELS[model].encoder, self.label(model, label)
+        has_encoder, label = MODELS[family_of(model)].encoder, self.label(model, label)
         encoder_name = latent_encoder_name(model)
         latent_encoder = self.models.get(encoder_name) if encoder_name else None
         yield from inversion_steps(
@@ -397,7 +414,7 @@ class Lab:
         a GAN or the VAE inverts matching only the other pixels; the flow samples from seed `seed`'s
         noise with the other pixels held on their path (RePaint). Returns (blended image, the model's
         full image, the result with its PSNR on the kept pixels)."""
-        if MODELS[model].ode:  # the flow samples the region around the kept pixels (RePaint), no optimisation
+        if MODELS[family_of(model)].ode:  # the flow samples the region around the kept pixels (RePaint)
             result = self._inpaint_ode(model, image, mask_weights(~regenerate), label, seed, steps, resample)
         else:
             result = self.invert(model, image, mask=~regenerate, label=label, progress=progress)
@@ -428,9 +445,9 @@ class Lab:
     def ode_model(self) -> tuple[str, torch.nn.Module]:
         """The loaded model that samples by an ODE (flow), with its name, or a ValueError."""
         for name in self.models:
-            if MODELS[name].ode:
+            if MODELS[family_of(name)].ode:
                 return name, self.models[name]
-        broken = [name for name in self.broken if MODELS[name].ode]
+        broken = [name for name in self.broken if MODELS[family_of(name)].ode]
         raise ValueError(f"The {broken[0] if broken else 'flow'} model is not loaded, so this needs it.")
 
     @torch.inference_mode()
@@ -503,7 +520,8 @@ class Lab:
 
     def _cached_directions(self, model: str, net: torch.nn.Module) -> Directions:
         """The directions cached for these weights and settings, or computed now and cached."""
-        sources = [net] if MODELS[model].encoder or MODELS[model].ode else [net, self.model("classifier", False)]
+        entry = MODELS[family_of(model)]
+        sources = [net] if entry.encoder or entry.ode else [net, self.model("classifier", False)]
         settings = (
             f"{model} {self.device.type} images {DIRECTION_IMAGES} "
             f"ode {ODE_DIRECTION_IMAGES} x{ODE_DIRECTION_STEPS} alone "
@@ -524,9 +542,10 @@ class Lab:
 
     @torch.inference_mode()
     def _compute_directions(self, model: str, net: torch.nn.Module) -> Directions:
-        if MODELS[model].encoder or MODELS[model].ode:  # labelled training images, encoded or inverted
+        entry = MODELS[family_of(model)]
+        if entry.encoder or entry.ode:  # labelled training images, encoded or inverted
             train = load_fashion_mnist("train")
-            if MODELS[model].ode:
+            if entry.ode:
                 latents = ode_latents(net, train.images[:ODE_DIRECTION_IMAGES], ODE_DIRECTION_STEPS)
             else:
                 latents = posterior_means(net, train.images[:DIRECTION_IMAGES])
@@ -559,7 +578,7 @@ class Lab:
     def every_class(self, model: str, z: torch.Tensor) -> torch.Tensor:
         """Images (10, 1, 28, 28): the latent z (latent_dim,) through each class label of a conditional
         model, so what the latent encodes apart from the class (pose, shape, shade) stays in view."""
-        if not MODELS[model].conditional:
+        if not MODELS[family_of(model)].conditional:
             raise ValueError(f"{model} has no class input; pick cgan or flow to see a latent as every class.")
         labels = torch.arange(len(CLASS_NAMES), device=self.device)
         return self.model(model).decode(z.to(self.device)[None].expand(len(labels), -1), labels)
@@ -669,7 +688,8 @@ class Lab:
 def movable(model: str) -> bool:
     """Whether the studio's directions apply to `model`: a family without a class input, or one that can
     also work without a class (flow: its noise of real images, inverted with no class, has them)."""
-    return not MODELS[model].conditional or MODELS[model].ode
+    entry = MODELS[family_of(model)]
+    return not entry.conditional or entry.ode
 
 
 def mask_weights(mask: np.ndarray) -> torch.Tensor:

@@ -147,6 +147,19 @@ BASELINES: dict[str, tuple[str, Path]] = {
 }
 
 
+YOURS_PREFIX = "yours-"  # a model a user trained or brought: "yours-<family>-<id>", for that session only
+TRAINABLE = ("vae", "dcgan", "flow")  # families the app trains and loads from users
+
+
+def family_of(name: str) -> str:
+    """The registry family of a model name: the name itself, or the family inside a "yours-<family>-<id>"."""
+    if isinstance(name, str) and name.startswith(YOURS_PREFIX):
+        family = name[len(YOURS_PREFIX) :].rsplit("-", 1)[0]
+        if family in MODELS:
+            return family
+    return name
+
+
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for `name`, or a ValueError listing the known names."""
     if name not in MODELS:

@@ -16,7 +16,7 @@ import torch
 from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.lab import ANY_CLASS, without_server_paths
 from genmodels.preprocess import MAX_FILE_BYTES, Prepared, prepare_upload
-from genmodels.registry import MODELS
+from genmodels.registry import MODELS, family_of
 
 logger = logging.getLogger("app")
 
@@ -108,14 +108,14 @@ CLASS_CHOICES = [*CLASS_NAMES, ANY_CLASS]  # what a class picker accepts; each m
 
 def class_choices(model: str | None) -> list[str]:
     """The classes `model` can be asked for: the ten, and "any class" for a family that samples without one."""
-    entry = MODELS.get(model)
+    entry = MODELS.get(family_of(model))
     return list(CLASS_CHOICES) if entry is not None and entry.ode else list(CLASS_NAMES)
 
 
 def label_visibility(model: str, label: str | None = None):
     """The class picker for `model`: shown for conditional models only, with the classes it takes
     (a value it cannot take falls back to the first class)."""
-    entry = MODELS.get(model)
+    entry = MODELS.get(family_of(model))
     choices = class_choices(model)
     return gr.update(
         visible=bool(entry and entry.conditional),
@@ -152,8 +152,21 @@ def user_error(message: str, where: str) -> gr.Error:
 def friendly(fn: Callable) -> Callable:
     """Turn the library's ValueError into a gr.Error the page shows; the server keeps serving.
 
-    A generator (a handler that streams) stays a generator, so Gradio still streams it.
+    A generator (a handler that streams) stays a generator, so Gradio still streams it; an async
+    generator stays one too.
     """
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def stream_async(*args, **kwargs):
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except ValueError as exc:
+                raise user_error(str(exc), fn.__name__) from exc
+
+        return stream_async
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -183,7 +196,14 @@ def bind(fn: Callable, *args) -> Callable:
     `gr.Request` / `gr.SelectData` parameters by their type hints (which a functools.partial hides).
     """
 
-    if inspect.isgeneratorfunction(fn):  # Gradio streams only what is a generator function itself
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def bound(*rest, **kwargs):
+            async for item in fn(*args, *rest, **kwargs):
+                yield item
+
+    elif inspect.isgeneratorfunction(fn):  # Gradio streams only what is a generator function itself
 
         @functools.wraps(fn)
         def bound(*rest, **kwargs):

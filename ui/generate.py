@@ -10,7 +10,7 @@ from genmodels.data import CLASS_NAMES
 from genmodels.flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from genmodels.images import grid
 from genmodels.lab import MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
-from genmodels.registry import MODELS
+from genmodels.registry import MODELS, family_of
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
@@ -65,7 +65,7 @@ def generate(
         for name in lab.generative():
             if name == model:  # already drawn above (for flow, a whole ODE run saved)
                 comparison.append((tiles, name))
-            elif label in class_choices(name) or not MODELS[name].conditional:
+            elif label in class_choices(name) or not MODELS[family_of(name)].conditional:
                 comparison.append((grid(lab.generate(name, seed, num, *knobs)), name))
     return tiles, comparison
 
@@ -154,7 +154,7 @@ def random_seed() -> int:
 
 def model_card(lab: Lab, model: str) -> str:
     """A few lines on the chosen model: what it is and its measured quality (from its model card)."""
-    entry = MODELS.get(model)
+    entry = MODELS.get(family_of(model))
     if entry is None:
         return ""
     lines = [f"**{model}**: {entry.description}."]
@@ -171,7 +171,7 @@ def model_card(lab: Lab, model: str) -> str:
 def knob_visibility(model: str, label: str | None = None):
     """Show the controls that apply to `model`: truncation, temperature or the ODE's steps and guidance,
     and the class picker with the classes it takes."""
-    entry = MODELS.get(model)
+    entry = MODELS.get(family_of(model))
     knob = entry.sample_knob if entry else None
     return (
         gr.update(visible=knob == "truncation"),
@@ -282,4 +282,4 @@ def render(lab: Lab) -> dict:
     copy.click(bind(settings, lab), controls, settings_text, api_name="settings")
     loaded = load.click(bind(load_settings, lab), settings_text, controls, api_name="load_settings")
     on_generate(loaded.success, api_visibility="private")
-    return {"settings": controls, "on_generate": on_generate}
+    return {"settings": controls, "on_generate": on_generate, "model": model}

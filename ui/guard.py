@@ -106,10 +106,15 @@ def short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def check_inputs(block_fn, inputs: list[Any]) -> None:
-    """Raise a plain gr.Error when an input names a server file or is not a number where one is due."""
+def check_inputs(block_fn, inputs: list[Any], state=None) -> None:
+    """Raise a plain gr.Error when an input names a server file or is not a number where one is due.
+
+    A component updated for this session (a model picker that gained the user's own model) is checked
+    as the session sees it, as Gradio's own preprocessing does."""
     where = block_fn.api_name or block_fn.name
     for block, value in zip(block_fn.inputs, inputs):
+        if state is not None and block._id in state:
+            block = state[block._id]
         if any(not is_upload(path) for path in file_paths(value)):
             raise user_error(REFUSAL, where)
         problem = value_problem(block, value)
@@ -122,5 +127,5 @@ class GuardedBlocks(gr.Blocks):
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
         if not explicit_call:  # a request from a client, not the app calling its own function
-            check_inputs(block_fn, inputs)
+            check_inputs(block_fn, inputs, state)
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)

@@ -6,7 +6,7 @@ import gradio as gr
 
 from genmodels.lab import Lab
 
-from . import denoise, edit, generate, interpolate, latent_map, roundtrip, studio, texts
+from . import denoise, edit, generate, interpolate, latent_map, roundtrip, studio, texts, train
 from .components import bind
 from .files import OutputStore
 from .guard import GuardedBlocks
@@ -29,8 +29,10 @@ async def ping() -> str:
     return "pong"
 
 
-def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
-    """Lay out the page for the models in `lab`, wire every event and set up the queue."""
+def build_demo(lab: Lab, store: OutputStore | None = None, training: dict | None = None) -> gr.Blocks:
+    """Lay out the page for the models in `lab`, wire every event and set up the queue.
+
+    `training`: the Train tab's limits (`slots`, `max_minutes`); None leaves the tab out."""
     store = store or OutputStore()
     atomic_cache_writes()
     fast_file_checks()
@@ -52,6 +54,10 @@ def build_demo(lab: Lab, store: OutputStore | None = None) -> gr.Blocks:
             denoise.render(lab, store)
         with gr.Tab("Map", id="map"):
             latent_map.render(lab, demo)
+        if training is not None:
+            with gr.Tab("Train", id="train"):
+                runner = train.runner_for(lab, **training)
+                train.render(lab, store, demo, generated["model"], runner)
         gr.api(ping, api_name="ping")
         # The page opens on the settings in its address (a shared link), then generates.
         loaded = demo.load(bind(generate.settings_from_url, lab), None, generated["settings"], api_visibility="private")

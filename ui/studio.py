@@ -13,7 +13,7 @@ from genmodels.data import CLASS_NAMES
 from genmodels.images import row, upscale
 from genmodels.lab import MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int, movable
 from genmodels.preprocess import editor_image, painted_mask, prepare_mask
-from genmodels.registry import MODELS
+from genmodels.registry import MODELS, family_of
 
 from . import texts
 from .components import (
@@ -101,7 +101,7 @@ def every_class(lab: Lab, model: str = "flow", seed: int = 0, image=None, label:
 
 def state_every_class(lab: Lab, state: dict | None):
     """The studio's latent as every class, shown for conditional models (the page's row)."""
-    if not state or not MODELS[state["model"]].conditional:
+    if not state or not MODELS[family_of(state["model"])].conditional:
         return gr.update(visible=False)
     return gr.update(value=row(to_uint8_list(lab.every_class(state["model"], state["z"]))), visible=True)
 

@@ -101,3 +101,23 @@ flattens those latents to two dimensions, coloured by class. **Click anywhere**:
 back into latent space (the two map coordinates along the two principal axes, every other direction at
 its average) and decoded, next to the real test images mapped nearest to it.
 """
+
+TRAIN = """
+**Watch a model learn.** Pick a family, the data (all of Fashion-MNIST, a few of its classes, or your own
+pictures, each brought to 28x28 like a Round trip upload) and a time budget, then Start. The run trains in
+its own process on one CPU thread while you watch: every few seconds the grid decodes the same fixed seeds
+from the current weights (the average of recent weights, for the GAN and the flow), so you see noise turn
+into clothes. When it ends (budget or Stop) the model joins the lab as *yours* in Generate's picker, with
+a quick FIDc from 1,000 samples, and downloads as a checkpoint folder that `python -m genmodels sample
+--checkpoint` and this app load. Runs wait in line when the server is busy.
+
+**The curves.** *VAE*: the ELBO's two terms. The reconstruction term −log p(x|z) (how well the decoder
+redraws a picture from its code) falls quickly; the KL term KL(q(z|x) ‖ p(z)) (how far the codes stray
+from the prior) rises while the encoder learns to use the latent, then settles as the two trade off.
+*GAN*: the two players' losses do not fall together, because each player's gain is the other's loss.
+D(x) is the discriminator's belief that real pictures are real, D(G(z)) that generated ones are; a
+healthy game keeps both away from 0 and 1 and oscillates rather than converging; D's loss at zero with
+G's climbing means the discriminator has won and the generator stops learning. *Flow*: the mean squared
+error between the predicted velocity and the true one, ε − x₀, along the straight path from picture to
+noise; it falls but never reaches zero, since many pictures share each noisy point.
+"""
