@@ -191,7 +191,7 @@ class Lab:
 
     def generative(self) -> list[str]:
         """Names of the loaded generative models, in registry order."""
-        return [name for name in self.models if MODELS[family_of(name)].generative]
+        return [name for name in self.models if MODELS[name].generative]
 
     def add_yours(self, name: str, folder: str | Path) -> torch.nn.Module:
         """Load a user's checkpoint folder as model `name` ("yours-<family>-<id>"), kept until `drop_yours`.
@@ -213,7 +213,7 @@ class Lab:
             return self.yours[name]
         if name in self.broken:
             raise ValueError(f"Model {name!r} is unavailable: its checkpoint did not load.")
-        if name not in self.models or (generative and not MODELS[family_of(name)].generative):
+        if name not in self.models or (generative and not MODELS[name].generative):
             choices = self.generative() if generative else list(self.models)
             raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(choices)}.")
         return self.models[name]
@@ -445,9 +445,9 @@ class Lab:
     def ode_model(self) -> tuple[str, torch.nn.Module]:
         """The loaded model that samples by an ODE (flow), with its name, or a ValueError."""
         for name in self.models:
-            if MODELS[family_of(name)].ode:
+            if MODELS[name].ode:
                 return name, self.models[name]
-        broken = [name for name in self.broken if MODELS[family_of(name)].ode]
+        broken = [name for name in self.broken if MODELS[name].ode]
         raise ValueError(f"The {broken[0] if broken else 'flow'} model is not loaded, so this needs it.")
 
     @torch.inference_mode()

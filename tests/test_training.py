@@ -311,3 +311,9 @@ def test_a_budgeted_run_resumes_on_its_saved_plan_exactly(tmp_path, monkeypatch)
         assert torch.equal(straight[key], split[key]), key
     steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) >= 2, "the run was interrupted between epochs"
+
+
+def test_the_app_stops_a_run_with_the_file_the_scripts_look_for():
+    from training import common, jobs
+
+    assert jobs.STOP_FILE == common.STOP_FILE

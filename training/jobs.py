@@ -28,8 +28,6 @@ from pathlib import Path
 
 from genmodels.data import CLASS_NAMES, class_index
 
-from .common import STOP_FILE
-
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +37,8 @@ MAX_MINUTES = 10.0  # the longest budget a job may ask for (app.py --train-max-m
 TTL_S = 3600  # a finished job's folder is deleted this long after it ended, at the latest
 EVAL_SAMPLES = 1000  # the quick FIDc of a finished job
 STOP_GRACE_S = 60  # after a Stop, seconds the script has to save its checkpoint before it is killed
+# training.common.STOP_FILE, not imported from there: the server must not load torchvision (a test checks both)
+STOP_FILE = "STOP"
 
 
 @dataclass(frozen=True)

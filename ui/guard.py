@@ -113,7 +113,7 @@ def check_inputs(block_fn, inputs: list[Any], state=None) -> None:
     as the session sees it, as Gradio's own preprocessing does."""
     where = block_fn.api_name or block_fn.name
     for block, value in zip(block_fn.inputs, inputs):
-        if state is not None and block._id in state:
+        if state is not None and not block.stateful and block._id in state:  # (a gr.State holds its value there)
             block = state[block._id]
         if any(not is_upload(path) for path in file_paths(value)):
             raise user_error(REFUSAL, where)
