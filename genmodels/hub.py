@@ -335,8 +335,8 @@ def push_folder(folder: str | Path, repo_id: str, token: str | None = None, priv
     token = token or get_token()
     if not token:
         raise ValueError("No Hugging Face token: run `hf auth login` or set $HF_TOKEN, then push again.")
-    api = HfApi(token=token)
     try:
+        api = HfApi(token=token)
         api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private)
         commit = api.upload_folder(
             repo_id=repo_id,

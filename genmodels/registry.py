@@ -5,6 +5,8 @@ The app, the CLI and the tests loop over `MODELS`; adding a family means adding 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from .dcgan import DCGANConfig, Generator
 from .device import resolve_device
 from .encoder import Encoder, EncoderConfig
 from .flow import FlowConfig, FlowModel
-from .hub import HubRepo
+from .hub import PICKLE_SUFFIXES, HubRepo
 from .studio import REFINE_ITERATIONS
 from .vae import VAE, VAEConfig
 
@@ -207,3 +209,75 @@ def parse_model_repos(specs: str | list[str]) -> dict[str, HubRepo]:
             raise ValueError(f"{spec!r}: write MODEL=OWNER/NAME[@REVISION], e.g. dcgan=me/dcgan-fashion@v1.")
         repos[get_entry(name.strip()).name] = HubRepo.parse(repo)
     return repos
+
+
+MAX_USER_CHECKPOINT_BYTES = 64 * 2**20  # a user's model.safetensors (the bundled ones are under 16 MB)
+USER_CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md", "samples.png")
+
+
+def family_of_config(config: dict) -> str:
+    """The trainable family whose config has exactly these fields, or a ValueError naming the families."""
+    if not isinstance(config, dict):
+        raise ValueError("config.json must hold a JSON object of the model's settings.")
+    for family in TRAINABLE:
+        names = {field.name for field in dataclasses.fields(MODELS[family].config_class)}
+        if set(config) == names:
+            return family
+    raise ValueError(
+        "config.json matches none of the families the lab loads from users "
+        f"({', '.join(TRAINABLE)}): it has {', '.join(sorted(map(str, config))) or 'no fields'}."
+    )
+
+
+def check_user_checkpoint(folder: str | Path) -> str:
+    """Check a user's checkpoint folder (config of a trainable family, safetensors weights within the size
+    limit); return its family, or a ValueError with a sentence."""
+    folder = Path(folder)
+    config_path, weights = folder / "config.json", folder / "model.safetensors"
+    if not config_path.is_file() or not weights.is_file():
+        raise ValueError("A checkpoint needs config.json and model.safetensors (pickled weights are never loaded).")
+    if weights.stat().st_size > MAX_USER_CHECKPOINT_BYTES:
+        raise ValueError(f"model.safetensors is over {MAX_USER_CHECKPOINT_BYTES // 2**20} MB.")
+    if config_path.stat().st_size > 64 * 1024:
+        raise ValueError("config.json is over 64 KB: not a model config.")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"config.json is not valid JSON ({exc}).") from exc
+    return family_of_config(config)
+
+
+def unpack_user_checkpoint(archive_path: str | Path, folder: str | Path) -> Path:
+    """Extract a checkpoint .zip (its config.json, model.safetensors and optional card and grid, at its top
+    or in one folder) into `folder`, refusing pickles, other files, unsafe paths and oversized entries."""
+    import zipfile
+
+    from .pictures import safe_zip_entries
+
+    folder = Path(folder)
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            entries = safe_zip_entries(archive)
+            if not entries:
+                raise ValueError("The zip is empty: it should hold config.json and model.safetensors.")
+            by_name: dict[str, zipfile.ZipInfo] = {}
+            for info in entries:
+                name = Path(info.filename).name
+                if name.endswith(PICKLE_SUFFIXES):
+                    raise ValueError(f"The zip holds {name}, pickled weights, which are never loaded; "
+                                     "save the model with safetensors (save_pretrained does).")
+                if name in USER_CHECKPOINT_FILES and info.filename.count("/") <= 1:
+                    if name in by_name:
+                        raise ValueError(f"The zip holds more than one {name}.")
+                    by_name[name] = info
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, info in by_name.items():
+                limit = MAX_USER_CHECKPOINT_BYTES if name == "model.safetensors" else 2**20
+                with archive.open(info) as source:
+                    data = source.read(limit + 1)
+                if len(data) > limit:
+                    raise ValueError(f"{name} is over {limit // 2**20} MB.")
+                (folder / name).write_bytes(data)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"The file is not a readable zip ({exc}).") from exc
+    return folder

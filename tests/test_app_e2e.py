@@ -388,6 +388,8 @@ def test_every_parameter_takes_any_json_value_with_a_plain_answer(client):
     for api_name, endpoint in endpoints.items():
         if api_name in ("/invert", "/inpaint"):  # optimisations: their files and numbers are covered above
             continue
+        if api_name == "/train":  # each accepted value would train for minutes: tests/test_train_tab.py
+            continue
         parameters = endpoint["parameters"]
         defaults = [p.get("parameter_default") if p.get("parameter_has_default") else None for p in parameters]
         defaults = [QUICK.get((api_name, p["parameter_name"]), d) for p, d in zip(parameters, defaults)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import zipfile
 from pathlib import Path
@@ -11,14 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
+from genmodels import hub
 from genmodels.data import CLASS_NAMES
 from genmodels.images import grid
 from genmodels.lab import Lab
-from genmodels.registry import load_model
+from genmodels.registry import MODELS, load_model
 from tests.conftest import CHROMIUM, needs_browser, needs_data, served
 from ui.page import build_demo
 
 TWO_CLASSES = ["Trouser", "Bag"]
+GOOD_TOKEN, BAD_TOKEN = "hf_good_token_0123456789", "hf_bad_token_9876543210"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,9 @@ def client(url: str):
 
 @needs_data
 @pytest.mark.slow
-def test_a_short_run_streams_learns_its_classes_joins_the_lab_and_downloads(server, tmp_path):
+def test_a_short_run_streams_learns_its_classes_joins_the_lab_downloads_and_pushes(
+    server, tmp_path, monkeypatch, caplog
+):
     url, _ = server
     me = client(url)
     job = me.submit("vae", TWO_CLASSES, [], 25, 1e-3, 128, 32, api_name="/train")
@@ -88,6 +93,30 @@ def test_a_short_run_streams_learns_its_classes_joins_the_lab_and_downloads(serv
     # Another session does not see it.
     with pytest.raises(Exception, match="must be one of"):
         client(url).predict(name, 0, 4, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")
+
+    # Pushed to the Hub with a token: a refused token gets a sentence that never shows it, nor do the logs.
+    pushed: dict[str, bytes] = {}
+
+    class Api:
+        def __init__(self, token=None):
+            if token != GOOD_TOKEN:
+                raise RuntimeError(f"401 Client Error: Unauthorized (token {token} is invalid)")
+
+        def create_repo(self, repo_id, **kwargs):
+            pass
+
+        def upload_folder(self, *, repo_id, folder_path, allow_patterns, **kwargs):
+            for path in Path(folder_path).iterdir():
+                pushed[path.name] = path.read_bytes()
+            return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/1"})()
+
+    monkeypatch.setattr(hub, "HfApi", Api)
+    with caplog.at_level(logging.DEBUG), pytest.raises(Exception, match="Could not push") as refused:
+        me.predict("me/my-vae", BAD_TOKEN, api_name="/train_push")
+    assert BAD_TOKEN not in str(refused.value) and BAD_TOKEN not in caplog.text
+    assert "huggingface.co/me/my-vae" in me.predict("me/my-vae", GOOD_TOKEN, api_name="/train_push")
+    assert pushed["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    assert GOOD_TOKEN not in caplog.text
 
 
 @needs_data
@@ -153,3 +182,82 @@ def test_the_tab_in_a_browser_trains_stops_scrubs_and_hands_the_model_to_generat
         page.get_by_role("tab", name="Generate").click()
         assert page.locator("#generate-model input").input_value().startswith("yours-dcgan-")
         browser.close()
+
+
+def checkpoint_zip(path: Path, files: dict[str, bytes]) -> str:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return str(path)
+
+
+def bundled(model: str, *names: str) -> dict[str, bytes]:
+    folder = MODELS[model].checkpoint_path
+    return {f"{model}/{name}": (folder / name).read_bytes() for name in names}
+
+
+def test_a_checkpoint_zip_brought_by_a_user_joins_the_lab_with_its_own_pixels(server, tmp_path):
+    """The bundled VAE, zipped as the Train tab zips checkpoints: loaded as yours, it draws the bundled
+    VAE's pixels for the same seed (the weights are the file's, not a copy of the lab's)."""
+    from gradio_client import handle_file
+
+    url, _ = server
+    me = client(url)
+    archive = checkpoint_zip(tmp_path / "vae.zip", bundled("vae", "config.json", "model.safetensors", "README.md"))
+    status, picker, *_ = me.predict(handle_file(archive), "", api_name="/load_checkpoint")
+    name = picker["value"]
+    assert name.startswith("yours-vae-") and "Loaded the vae" in status
+    mine = me.predict(name, 5, 8, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")[0]
+    theirs = me.predict("vae", 5, 8, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")[0]
+    assert np.array_equal(np.asarray(Image.open(mine)), np.asarray(Image.open(theirs)))
+
+
+def test_brought_checkpoints_with_tricks_get_a_sentence(server, tmp_path):
+    from gradio_client import handle_file
+
+    url, _ = server
+    me = client(url)
+    cases = {
+        "pickled weights": {"m/config.json": b"{}", "m/pytorch_model.bin": b"\x80\x04pickle"},
+        "matches none of the families": bundled("cgan", "config.json", "model.safetensors"),
+        "unsafe path": {"../config.json": b"{}", "model.safetensors": b"x"},
+        "does not load": {
+            "config.json": (MODELS["vae"].checkpoint_path / "config.json").read_bytes(),
+            "model.safetensors": b"\x00" * 64,
+        },
+        "needs config.json and model.safetensors": {"notes.txt": b"hello"},
+    }
+    for message, files in cases.items():
+        archive = checkpoint_zip(tmp_path / f"{len(message)}.zip", files)
+        with pytest.raises(Exception, match=message):
+            me.predict(handle_file(archive), "", api_name="/load_checkpoint")
+    with pytest.raises(Exception, match="not a Hub model id"):
+        me.predict(None, "../../etc/passwd", api_name="/load_checkpoint")
+    with pytest.raises(Exception, match="Upload a checkpoint"):
+        me.predict(None, "", api_name="/load_checkpoint")
+    with pytest.raises(Exception, match="Train a model first"):
+        me.predict("me/x", GOOD_TOKEN, api_name="/train_push")
+    assert me.predict(api_name="/ping") == "pong"
+
+
+def test_a_hub_repo_brought_by_a_user_joins_the_lab(server, tmp_path, monkeypatch):
+    """A Hub repo id, fetched from the loopback Hub the publishing tests use."""
+    from huggingface_hub import constants
+
+    from tests.hub_server import HubServer
+
+    url, _ = server
+    files = {name.split("/", 1)[1]: data for name, data in bundled("dcgan", "config.json", "model.safetensors").items()}
+    with HubServer({"someone/dcgan": {"main": files}}) as hub_server:
+        monkeypatch.setattr(constants, "ENDPOINT", hub_server.endpoint)
+        template = hub_server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        me = client(url)
+        status, picker, *_ = me.predict(None, "someone/dcgan", api_name="/load_checkpoint")
+        assert picker["value"].startswith("yours-dcgan-") and "someone/dcgan" in status
+        mine = me.predict(picker["value"], 2, 4, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")[0]
+        theirs = me.predict("dcgan", 2, 4, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")[0]
+        assert np.array_equal(np.asarray(Image.open(mine)), np.asarray(Image.open(theirs)))
+        with pytest.raises(Exception, match="no such model repository"):
+            me.predict(None, "someone/missing", api_name="/load_checkpoint")

@@ -187,7 +187,7 @@ class JobRunner:
         self.device = device
         self.jobs: dict[str, Job] = {}  # session -> its job
         self.line: list[Job] = []  # waiting, first in line first
-        self.on_forget = None  # called with the session whose job is forgotten (the page drops its models)
+        self.on_forget = None  # called with (session, job) when a job is forgotten (the page drops its model)
         self._lock = threading.RLock()
         atexit.register(self.close)  # no training process outlives the server
         # Folders of earlier servers (nobody can read them now) go once they are over ttl_s old.
@@ -339,7 +339,7 @@ class JobRunner:
             self._kill(job)
             shutil.rmtree(job.folder, ignore_errors=True)
             if self.on_forget is not None:
-                self.on_forget(session)
+                self.on_forget(session, job)
             self._start_waiting()
 
     def prune(self) -> None:

@@ -80,8 +80,9 @@ def scrub(
     return to_uint8_list(lab.interpolate_at(model, seed_a, seed_b, position, method, a, b, label))[0]
 
 
-def render(lab: Lab, store: OutputStore) -> None:
-    """Lay out the Interpolate tab and wire its events."""
+def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
+    """Lay out the Interpolate tab and wire its events; returns its model picker (which gains
+    a user's own models)."""
     generative = lab.generative()
     gr.Markdown(texts.INTERPOLATE)
     with gr.Row():
@@ -125,3 +126,4 @@ def render(lab: Lab, store: OutputStore) -> None:
     # Live: the picture follows the slider while it moves (only the newest position waits, never a backlog).
     scrub_inputs = [model, seed_a, seed_b, position, method, image_a, image_b, label]
     position.input(bind(scrub, lab), scrub_inputs, frame, **LIVE)
+    return model

@@ -45,11 +45,11 @@ def build_demo(lab: Lab, store: OutputStore | None = None, training: dict | None
         with gr.Tab("Round trip", id="roundtrip"):
             roundtrip.render(lab)
         with gr.Tab("Interpolate", id="interpolate"):
-            interpolate.render(lab, store)
+            pickers = [generated["model"], interpolate.render(lab, store)]
         with gr.Tab("Edit", id="edit"):
             edit.render(lab)
         with gr.Tab("Studio", id="studio"):
-            studio.render(lab, store)
+            pickers.append(studio.render(lab, store))
         with gr.Tab("Denoise", id="denoise"):
             denoise.render(lab, store)
         with gr.Tab("Map", id="map"):
@@ -57,7 +57,7 @@ def build_demo(lab: Lab, store: OutputStore | None = None, training: dict | None
         if training is not None:
             with gr.Tab("Train", id="train"):
                 runner = train.runner_for(lab, **training)
-                train.render(lab, store, demo, generated["model"], runner)
+                train.render(lab, store, demo, pickers, runner)
         gr.api(ping, api_name="ping")
         # The page opens on the settings in its address (a shared link), then generates.
         loaded = demo.load(bind(generate.settings_from_url, lab), None, generated["settings"], api_visibility="private")

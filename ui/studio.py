@@ -301,8 +301,9 @@ def editor_from_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0
     return {"background": upscale(image, EDITOR_ZOOM), "layers": [], "composite": None}
 
 
-def render(lab: Lab, store: OutputStore) -> None:
-    """Lay out the Studio tab and wire its events."""
+def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
+    """Lay out the Studio tab and wire its events; returns its model picker (which gains
+    a user's own models)."""
     generative = lab.generative()
     movers = [name for name in generative if movable(name)]
     gr.Markdown(texts.STUDIO)
@@ -392,6 +393,7 @@ def render(lab: Lab, store: OutputStore) -> None:
         record_pair, [mask_outputs[0], history], [slider, history], api_visibility="private"
     )
     api_button.click(bind(inpaint, lab), [image_api, mask_api, model, label], mask_outputs, api_name="inpaint")
+    return model
 
 
 def render_arithmetic() -> tuple:

@@ -7,6 +7,12 @@ every second and shows what it finds.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -17,7 +23,8 @@ from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.images import gif_bytes, grid
 from genmodels.lab import Lab
 from genmodels.pictures import load_pictures
-from genmodels.registry import TRAINABLE, YOURS_PREFIX
+from genmodels.hub import HubRepo, download_checkpoint, push_folder
+from genmodels.registry import TRAINABLE, YOURS_PREFIX, check_user_checkpoint, unpack_user_checkpoint
 from training.jobs import LIMITS, MIN_BUDGET_S, RECIPES, Job, JobRunner, checkpoint_zip, class_names
 
 from . import texts
@@ -44,19 +51,57 @@ SERIES_NAMES = {
 
 
 class Trainer:
-    """The tab's state on the server: the job runner and the models each session trained."""
+    """The tab's state on the server: the job runner, and the models each session trained or brought."""
 
     def __init__(self, lab: Lab, store: OutputStore, runner: JobRunner):
         self.lab = lab
         self.store = store
         self.runner = runner
-        self.owned: dict[str, list[str]] = {}  # session -> the names of its models in the lab
-        runner.on_forget = self.session_ended
+        self.owned: dict[str, dict[str, float]] = {}  # session -> {name of its model in the lab: when added}
+        self.imports = runner.root / "imports"  # checkpoints users brought, a folder per session
+        self._lock = threading.Lock()
+        runner.on_forget = self.job_forgotten
+
+    def own(self, session: str, name: str) -> list[str]:
+        """Record that `session` has model `name`; return every model name the session's pickers offer."""
+        with self._lock:
+            self.owned.setdefault(session, {})[name] = time.time()
+            return self.lab.generative() + list(self.owned[session])
+
+    def job_forgotten(self, session: str, job: Job) -> None:
+        """A job's folder is gone: so is the model it trained."""
+        self.drop(session, f"{YOURS_PREFIX}{job.family}-{job.id}")
+
+    def drop(self, session: str, name: str) -> None:
+        with self._lock:
+            self.owned.get(session, {}).pop(name, None)
+        self.lab.drop_yours(name)
+
+    def session_folder(self, session: str) -> Path:
+        """The folder of the checkpoints `session` brought (named by a digest: session ids stay private)."""
+        return self.imports / hashlib.sha256(session.encode()).hexdigest()[:16]
 
     def session_ended(self, session: str) -> None:
-        """Forget a session's models (its job and folder are gone)."""
-        for name in self.owned.pop(session, []):
+        """Forget a session: its job, its models and its files."""
+        self.runner.forget(session)
+        with self._lock:
+            names = list(self.owned.pop(session, {}))
+        for name in names:
             self.lab.drop_yours(name)
+        shutil.rmtree(self.session_folder(session), ignore_errors=True)
+
+    def prune(self) -> None:
+        """Forget brought checkpoints older than the runner's time to live (API clients never say goodbye)."""
+        now = time.time()
+        with self._lock:
+            stale = [
+                (session, name)
+                for session, names in self.owned.items()
+                for name, added in names.items()
+                if now - added > self.runner.ttl_s and session not in self.runner.jobs
+            ]
+        for session, name in stale:
+            self.drop(session, name)
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -180,7 +225,7 @@ async def train(
         width: channels of the first layer; the others scale with it (default: the recipe's).
     """
     # A coroutine that sleeps between looks: it holds no worker thread while the job trains.
-    lab, runner = trainer.lab, trainer.runner
+    lab, runner, pickers = trainer.lab, trainer.runner, trainer.pickers
     session = session_of(request)
     paths = upload_paths(images)
     if paths:  # refuse unusable uploads here, with the reason, before a job exists
@@ -193,7 +238,7 @@ async def train(
             snapshot = newest_snapshot(job)
             update = gr.skip() if snapshot == shown else snapshot
             shown = snapshot
-            yield progress_text(runner, job), curves(job), update, gr.skip(), gr.skip()
+            yield progress_text(runner, job), curves(job), update, gr.skip(), *[gr.skip()] * pickers
             await asyncio.sleep(POLL_S)
             runner.poll()
         finished = True
@@ -206,15 +251,14 @@ async def train(
         raise ValueError(f"Training failed: {job.failure()}")
     name = f"{YOURS_PREFIX}{family}-{job.id}"
     await asyncio.to_thread(lab.add_yours, name, job.checkpoint_dir)
-    trainer.owned.setdefault(session, []).append(name)
-    choices = lab.generative() + trainer.owned[session]
+    choices = trainer.own(session, name)
     status = (
         f"✅ Done: **{family}** trained for {job.live()[-1].get('elapsed_s', 0) if job.live() else 0:.0f} s on "
-        f"{data_text(job)}.{metrics_text(lab, name, job)} It is in Generate's model picker as **{name}**; "
-        "download it below."
+        f"{data_text(job)}.{metrics_text(lab, name, job)} It is in the model pickers of Generate, Interpolate "
+        f"and Studio as **{name}**; download it below."
     )
-    picker = gr.update(choices=choices, value=name)
-    yield status, curves(job), newest_snapshot(job), str(checkpoint_zip(job)), picker
+    updates = [gr.update(choices=choices, value=name)] + [gr.update(choices=choices)] * (pickers - 1)
+    yield status, curves(job), newest_snapshot(job), str(checkpoint_zip(job)), *updates
 
 
 @friendly
@@ -257,14 +301,75 @@ def ended(trainer: Trainer, request: gr.Request = None) -> None:
     """The browser tab closed: its job stops and its files and models go."""
     session = getattr(request, "session_hash", None)
     if session:
-        trainer.runner.forget(session)
+        trainer.session_ended(session)
 
 
-def render(lab: Lab, store: OutputStore, demo: gr.Blocks, picker: gr.Dropdown, runner: JobRunner) -> None:
-    """Lay out the Train tab and wire its events; `picker` is Generate's model dropdown."""
+@friendly
+def push(trainer: Trainer, repo_id: str, token: str, request: gr.Request = None) -> str:
+    """Push the model you trained to a Hugging Face Hub model repo (config.json, model.safetensors, card,
+    sample grid). The token is used for this upload only: never logged, stored or shown.
+
+    Args:
+        repo_id: the Hub model repo to create or update, OWNER/NAME.
+        token: a Hugging Face access token with write permission.
+    """
+    job = session_job(trainer, request)
+    if job is None or job.state != "done":
+        raise ValueError("Train a model first: there is no finished run of yours to push.")
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError("Paste a Hugging Face access token with write permission.")
+    token = token.strip()
+    try:
+        url = push_folder(job.checkpoint_dir, (repo_id or "").strip(), token=token)
+    except Exception as exc:  # never echo the token, whatever the Hub's message holds
+        raise ValueError(str(exc).replace(token, "[token]")) from None
+    return f"✅ Pushed to the Hub: {url}"
+
+
+@friendly
+def load_checkpoint(trainer: Trainer, checkpoint=None, repo_id: str = "", request: gr.Request = None):
+    """Bring your own model into the lab for this session: a checkpoint .zip (config.json and
+    model.safetensors of a vae, dcgan or flow, as the Train tab downloads them) or a Hub repo id.
+    Pickled weights are never loaded.
+
+    Args:
+        checkpoint: a .zip of a checkpoint folder.
+        repo_id: or a Hub model repo, OWNER/NAME[@REVISION].
+    """
+    session = session_of(request)
+    trainer.prune()
+    folder = trainer.session_folder(session) / uuid.uuid4().hex[:12]
+    paths = upload_paths(checkpoint)
+    try:
+        if paths:
+            source = unpack_user_checkpoint(paths[0], folder)
+            where = "your zip"
+        elif repo_id and repo_id.strip():
+            source = download_checkpoint(HubRepo.parse(repo_id))
+            where = f"the Hub repo {repo_id.strip()}"
+        else:
+            raise ValueError("Upload a checkpoint .zip or give a Hub repo id (OWNER/NAME) to load.")
+        family = check_user_checkpoint(source)
+        name = f"{YOURS_PREFIX}{family}-{folder.name}"
+        try:
+            trainer.lab.add_yours(name, source)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ValueError(f"The {family} checkpoint from {where} does not load: {exc}") from exc
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    choices = trainer.own(session, name)
+    status = f"✅ Loaded the {family} from {where} as **{name}**: it is in the model pickers of Generate, Interpolate and Studio."
+    return status, gr.update(choices=choices, value=name), *[gr.update(choices=choices)] * (trainer.pickers - 1)
+
+
+def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropdown], runner: JobRunner) -> None:
+    """Lay out the Train tab and wire its events; `pickers` are the model dropdowns a user's model joins
+    (Generate's first: it also selects the model)."""
     from .components import bind
 
     trainer = Trainer(lab, store, runner)
+    trainer.pickers = len(pickers)
     recipe = RECIPES["vae"]
     gr.Markdown(texts.TRAIN)
     with gr.Row():
@@ -304,6 +409,14 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, picker: gr.Dropdown, r
                     elem_id="train-grid", elem_classes="enlarge", height=300,
                 )
             download = gr.File(label="Your checkpoint (.zip)", elem_id="train-download")
+            with gr.Accordion("Push it to the Hugging Face Hub", open=False):
+                repo = gr.Textbox(label="Model repo (OWNER/NAME)", elem_id="train-repo")
+                token = gr.Textbox(label="Access token (write)", type="password", elem_id="train-token")
+                push_button = gr.Button("Push", size="sm", elem_id="train-push")
+            with gr.Accordion("Bring your own model (a checkpoint .zip or a Hub repo)", open=False):
+                brought = gr.File(file_types=[".zip"], label="Checkpoint .zip", elem_id="train-bring")
+                brought_repo = gr.Textbox(label="Or a Hub repo (OWNER/NAME[@REVISION])", elem_id="train-bring-repo")
+                load_button = gr.Button("Load into the lab", size="sm", elem_id="train-load")
             scrubber = gr.Slider(
                 0, 1, value=0, step=1, label="Training time: scrub through the snapshots", visible=False,
                 elem_id="train-scrubber",
@@ -318,11 +431,15 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, picker: gr.Dropdown, r
     family.change(recipe_defaults, family, [lr, batch_size, width], api_visibility="private")
     inputs = [family, classes, images, budget, lr, batch_size, width]
     started = start.click(
-        bind(train, trainer), inputs, [status, plot, snapshot, download, picker], api_name="train",
+        bind(train, trainer), inputs, [status, plot, snapshot, download, *pickers], api_name="train",
         concurrency_limit=None, show_progress="minimal",
     )
     started.then(bind(timeline, trainer), None, [scrubber, frame, gif], api_visibility="private")
     halt.click(bind(stop, trainer), None, status, api_name="train_stop", concurrency_limit=None, queue=False)
+    push_button.click(bind(push, trainer), [repo, token], status, api_name="train_push")
+    load_button.click(
+        bind(load_checkpoint, trainer), [brought, brought_repo], [status, *pickers], api_name="load_checkpoint"
+    )
     scrubber.input(bind(scrub, trainer), scrubber, [frame, frame_info], api_visibility="private", queue=False)
     demo.unload(bind(ended, trainer))
 
