@@ -1,6 +1,7 @@
 """Live controls, measured in the page: move a control and wait for the picture on screen to change.
 
     python -m benchmarks.bench_live [--moves 30]
+    python -m benchmarks.bench_live --train      # the same while a DCGAN job trains (Train tab, another session)
 
 Starts `python app.py` as the README says, opens it in Chromium (Debian's, driven by Playwright), and
 for each live control types a new value into it (as a slider's number box takes it; a drag sends the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 
 from benchmarks.bench_load import free_port, p95, start_server, wait_idle
@@ -56,11 +58,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=30, help="timed moves per control")
+    parser.add_argument("--train", action="store_true", help="measure while a DCGAN job of the Train tab trains")
     args = parser.parse_args()
     port = free_port()
     server = start_server(port)
     try:
         wait_idle(server.pid)
+        if args.train:  # a job long enough for every move, in its own session; it goes with the server
+            from benchmarks.bench_train import train_once
+
+            url = f"http://127.0.0.1:{port}/"
+            threading.Thread(target=train_once, args=(url, "dcgan", 600), daemon=True).start()
+            time.sleep(15)  # past the job's start-up: measured while it trains
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

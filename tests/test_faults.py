@@ -80,7 +80,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_a_resumable_run(
 
 def test_app_starts_without_a_corrupt_and_a_missing_checkpoint_and_names_them(tmp_path):
     """A copy of the app whose VAE weights are truncated and whose cGAN folder is gone."""
-    for name in ("app.py", "genmodels", "ui", "checkpoints"):
+    for name in ("app.py", "genmodels", "ui", "training", "checkpoints"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
         copy(ROOT / name, tmp_path / name)
     weights = tmp_path / "checkpoints" / "vae-fashion" / "model.safetensors"

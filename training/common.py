@@ -72,6 +72,7 @@ CALIBRATION_STEPS = 20  # steps a --minutes run times before it plans its schedu
 BUDGET_MARGIN = 0.97  # share of the remaining budget planned for steps: the rest covers evaluations and snapshots
 EMA_WARMUP = 10  # an EMA with warm-up averages with decay min(decay, (1 + n) / (EMA_WARMUP + n)) at update n
 STOP_FILE = "STOP"  # created in a run folder, it ends the run cleanly at the next step
+EVALUATING = "Evaluating"  # the line that starts the end-of-run evaluation (the app's status reads it)
 UNLIMITED_EPOCHS = 1_000_000  # --epochs of a budgeted run that did not set it: the budget stops it
 
 
@@ -190,6 +191,7 @@ class Run:
     pace_from: tuple[float, int] = (0.0, 0)  # (perf_counter, step) the calibration times from
     last_snapshot: tuple[float, int] | None = None  # (perf_counter, step) of the last snapshot
     tracked: dict[str, list[float]] = field(default_factory=dict)  # values since the last snapshot
+    stopped_s: float | None = None  # training time when the budget or a Stop ended the training steps
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -248,13 +250,14 @@ class Run:
 
     def out_of_budget(self) -> bool:
         """A budgeted run at its planned step or out of time, or any run asked to stop (OUT/STOP exists):
-        the epoch stops there and the run saves and finishes as at its end."""
-        if self.stop_requested():
-            return True
-        if self.budget_s is None:
-            return False
-        at_plan = self.planned_steps is not None and self.step >= self.planned_steps
-        return at_plan or self.elapsed() >= self.budget_s
+        the epoch stops there and the run saves and finishes as at its end (`stopped_s` records when)."""
+        over = self.stop_requested()
+        if not over and self.budget_s is not None:
+            at_plan = self.planned_steps is not None and self.step >= self.planned_steps
+            over = at_plan or self.elapsed() >= self.budget_s
+        if over and self.stopped_s is None:
+            self.stopped_s = round(self.elapsed(), 2)
+        return over
 
     def stop_requested(self) -> bool:
         """Whether a file named STOP appeared in the run folder (`touch OUT/STOP`: the app's Stop button)."""
@@ -309,7 +312,10 @@ class Run:
             metrics = {key: round(value / self.dist.world_size, 4) for key, value in zip(metrics, values.tolist())}
         if not self.dist.main:
             return
-        line = json.dumps({"epoch": self.epoch, "step": self.step, "wall_time_s": round(self.elapsed(), 1), **metrics})
+        counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": round(self.elapsed(), 1)}
+        if self.stopped_s is not None:  # the steps ended here; the rest of wall_time_s is the epoch's evaluation
+            counters["stopped_s"] = self.stopped_s
+        line = json.dumps({**counters, **metrics})
         with open(self.folder / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
         print(line, flush=True)
@@ -319,7 +325,7 @@ class Run:
         path = self.folder / "metrics.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
         last = json.loads(lines[-1]) if lines else {}
-        return {key: value for key, value in last.items() if key not in ("epoch", "step", "wall_time_s")}
+        return {key: value for key, value in last.items() if key not in ("epoch", "step", "wall_time_s", "stopped_s")}
 
     def forget_log_after(self, epoch: int) -> None:
         """Drop metrics lines of epochs after `epoch` (logged by a run killed before it saved them)."""
@@ -484,10 +490,10 @@ def start_run(
             print(f"Resuming {folder} after epoch {run.epoch} (step {run.step}).", flush=True)
     elif run.state_path.exists():
         raise SystemExit(f"{folder} already holds a run; pass --resume to continue it or choose another --out.")
-    if parallel.main:
-        (folder / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier session is spent
     else:
         run.forget_log_after(0)  # lines of a run killed before its first save: it starts over
+    if parallel.main:
+        (folder / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier session is spent
     run.commands.append(command_line())
     memory_format = torch.contiguous_format if args.compile else memory_format
     for module in modules.values():
@@ -652,6 +658,7 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
     if num is None:
         num = 0 if run.args.dry_run and not run.args.push_to_hub else DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
     if num > 0:
+        print(f"{EVALUATING} {num} samples", flush=True)
         from genmodels.evaluate import evaluate_checkpoint  # torchmetrics is slow to import; only here
 
         reference, classes = None, None

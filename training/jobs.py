@@ -39,6 +39,7 @@ EVAL_SAMPLES = 1000  # the quick FIDc of a finished job
 STOP_GRACE_S = 60  # after a Stop, seconds the script has to save its checkpoint before it is killed
 # training.common.STOP_FILE, not imported from there: the server must not load torchvision (a test checks both)
 STOP_FILE = "STOP"
+EVALUATING = "Evaluating"  # training.common.EVALUATING, likewise
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ class Job:
         folder = self.run_dir / "snapshots"
         return sorted(folder.glob("step_*.png")) if folder.is_dir() else []
 
+    def evaluating(self) -> bool:
+        """Whether training is over and the script is scoring its samples."""
+        if not self.log_path.is_file():
+            return False
+        return any(line.startswith(EVALUATING) for line in self.log_path.read_text(errors="replace").splitlines())
+
     def failure(self) -> str:
         """The last lines the script printed to stderr, for a failed job (no server paths)."""
         from genmodels.lab import without_server_paths
@@ -188,8 +195,11 @@ class JobRunner:
         self.jobs: dict[str, Job] = {}  # session -> its job
         self.line: list[Job] = []  # waiting, first in line first
         self.on_forget = None  # called with (session, job) when a job is forgotten (the page drops its model)
+        self.on_prune = None  # called at each pruning (the page forgets what else it keeps)
         self._lock = threading.RLock()
+        self._closed = threading.Event()
         atexit.register(self.close)  # no training process outlives the server
+        threading.Thread(target=self._prune_every, args=(min(300.0, ttl_s / 4),), daemon=True).start()
         # Folders of earlier servers (nobody can read them now) go once they are over ttl_s old.
         if self.root.parent.is_dir():
             for old in self.root.parent.iterdir():
@@ -220,8 +230,9 @@ class JobRunner:
         recipe = RECIPES[family]
         budget_s = check_number("Time budget (s)", budget_s, MIN_BUDGET_S, self.max_budget_s)
         lr = check_number("Learning rate", recipe.lr if lr is None else lr, *LIMITS["lr"])
-        batch_size = int(check_number("Batch size", batch_size or recipe.batch_size, *LIMITS["batch_size"], True))
-        width = int(check_number("Width", width or recipe.width, *LIMITS["width"], True))
+        batch_size = recipe.batch_size if batch_size is None else batch_size
+        batch_size = int(check_number("Batch size", batch_size, *LIMITS["batch_size"], True))
+        width = int(check_number("Width", recipe.width if width is None else width, *LIMITS["width"], True))
         indices = sorted({class_index(c) for c in classes or []})
         with self._lock:
             self.prune()
@@ -349,9 +360,17 @@ class JobRunner:
             old = [s for s, job in self.jobs.items() if job.ended_at and time.time() - job.ended_at > self.ttl_s]
             for session in old:
                 self.forget(session)
+        if self.on_prune is not None:
+            self.on_prune()
+
+    def _prune_every(self, seconds: float) -> None:
+        """Prune in the background, so a session that never comes back loses its files in time too."""
+        while not self._closed.wait(seconds):
+            self.prune()
 
     def close(self) -> None:
         """Kill every job and delete every folder (the server is shutting down)."""
+        self._closed.set()
         with self._lock:
             for session in list(self.jobs):
                 self.forget(session)

@@ -22,8 +22,8 @@ from PIL import Image
 from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.images import gif_bytes, grid
 from genmodels.lab import Lab
-from genmodels.pictures import load_pictures
 from genmodels.hub import HubRepo, download_checkpoint, push_folder
+from genmodels.pictures import load_pictures
 from genmodels.registry import TRAINABLE, YOURS_PREFIX, check_user_checkpoint, unpack_user_checkpoint
 from training.jobs import LIMITS, MIN_BUDGET_S, RECIPES, Job, JobRunner, checkpoint_zip, class_names
 
@@ -61,6 +61,7 @@ class Trainer:
         self.imports = runner.root / "imports"  # checkpoints users brought, a folder per session
         self._lock = threading.Lock()
         runner.on_forget = self.job_forgotten
+        runner.on_prune = self.prune
 
     def own(self, session: str, name: str) -> list[str]:
         """Record that `session` has model `name`; return every model name the session's pickers offer."""
@@ -102,6 +103,7 @@ class Trainer:
             ]
         for session, name in stale:
             self.drop(session, name)
+            shutil.rmtree(self.session_folder(session) / name.rsplit("-", 1)[-1], ignore_errors=True)
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -174,10 +176,10 @@ def progress_text(runner: JobRunner, job: Job) -> str:
     text += f" · step {last.get('step', 0)}"
     if "images_per_s" in last:
         text += f" · {last['images_per_s']:.0f} images/s"
-    if job.stop_asked:
-        text += " · stopping: saving the checkpoint and scoring it"
-    elif lines and last.get("elapsed_s", 0) >= job.budget_s - 1:
-        text += " · budget reached: scoring 1,000 samples"
+    if job.evaluating():
+        text += " · training done: scoring 1,000 samples"
+    elif job.stop_asked:
+        text += " · stopping: saving the checkpoint"
     return text
 
 
@@ -262,7 +264,7 @@ async def train(
 
 
 @friendly
-def stop(trainer: Trainer, request: gr.Request = None) -> str:
+def train_stop(trainer: Trainer, request: gr.Request = None) -> str:
     """Stop your training run: it saves its checkpoint where it is, scores it, and joins the lab as if its
     budget had run out (a run still waiting in line is dropped)."""
     job = trainer.runner.stop(session_of(request))
@@ -305,7 +307,7 @@ def ended(trainer: Trainer, request: gr.Request = None) -> None:
 
 
 @friendly
-def push(trainer: Trainer, repo_id: str, token: str, request: gr.Request = None) -> str:
+def train_push(trainer: Trainer, repo_id: str, token: str, request: gr.Request = None) -> str:
     """Push the model you trained to a Hugging Face Hub model repo (config.json, model.safetensors, card,
     sample grid). The token is used for this upload only: never logged, stored or shown.
 
@@ -337,7 +339,6 @@ def load_checkpoint(trainer: Trainer, checkpoint=None, repo_id: str = "", reques
         repo_id: or a Hub model repo, OWNER/NAME[@REVISION].
     """
     session = session_of(request)
-    trainer.prune()
     folder = trainer.session_folder(session) / uuid.uuid4().hex[:12]
     paths = upload_paths(checkpoint)
     try:
@@ -435,8 +436,8 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
         concurrency_limit=None, show_progress="minimal",
     )
     started.then(bind(timeline, trainer), None, [scrubber, frame, gif], api_visibility="private")
-    halt.click(bind(stop, trainer), None, status, api_name="train_stop", concurrency_limit=None, queue=False)
-    push_button.click(bind(push, trainer), [repo, token], status, api_name="train_push")
+    halt.click(bind(train_stop, trainer), None, status, api_name="train_stop", concurrency_limit=None, queue=False)
+    push_button.click(bind(train_push, trainer), [repo, token], status, api_name="train_push")
     load_button.click(
         bind(load_checkpoint, trainer), [brought, brought_repo], [status, *pickers], api_name="load_checkpoint"
     )
