@@ -36,7 +36,8 @@ def train_once(url: str, family: str, budget_s: float) -> dict:
     job = client.submit(family, [], [], budget_s, api_name="/train")
     first = None
     for update in job:
-        if first is None and isinstance(update[2], str):
+        grid = update[2]  # a file (a path, or its description when files are not downloaded) or a skip
+        if first is None and (isinstance(grid, str) or (isinstance(grid, dict) and grid.get("url"))):
             first = time.perf_counter() - started
     ended = time.perf_counter() - started
     status = job.outputs()[-1][0]

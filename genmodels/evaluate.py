@@ -7,16 +7,19 @@ the classifier's test accuracy and the VAE's reconstruction PSNR on the test set
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import nn
 
 from .classifier import accuracy
 from .data import CLASS_NAMES, load_fashion_mnist, to_tensor
-from .hub import METRIC_NAMES, update_card_evaluation
+from .hub import METRIC_NAMES, update_card_evaluation, write_atomic
 from .latent import seed_to_z
 from .metrics import (
     classifier_outputs,
@@ -61,23 +64,22 @@ def score(
     images: torch.Tensor,
     labels: torch.Tensor | None = None,
     reference_radii: torch.Tensor | None = None,
+    quick: bool = False,
 ) -> dict[str, float]:
-    """All sample-quality metrics of `images` against the reference features (N, D).
+    """All sample-quality metrics of `images` against the reference features (N, D); `quick`: FIDc
+    (and the class match) alone, without KIDc's subsets and precision/recall's nearest neighbours.
 
     With `labels` (a conditional model's asked classes), also the share classified as asked.
     `reference_radii` (kth_neighbour_distance(reference)) saves recomputing them for every set.
     """
     features, probabilities = classifier_outputs(classifier, images)
+    if quick:
+        return {**class_match(probabilities, labels), "fidc": round(fid(reference, features), 3)}
     kid_mean, kid_std = kid(reference, features)
     precision, recall = precision_recall(reference, features, real_radii=reference_radii)
     is_mean, is_std = inception_score(probabilities)
-    extra = {}
-    if labels is not None:
-        hits = (probabilities.argmax(dim=1) == labels).double()
-        extra["class_match"] = round(hits.mean().item(), 4)
-        extra["class_match_min"] = round(min(hits[labels == c].mean().item() for c in labels.unique()), 4)
     return {
-        **extra,
+        **class_match(probabilities, labels),
         "fidc": round(fid(reference, features), 3),
         "kidc": round(kid_mean, 5),
         "kidc_std": round(kid_std, 5),
@@ -89,6 +91,38 @@ def score(
 
 
 @torch.inference_mode()
+def class_match(probabilities: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    """The share of samples the classifier puts in the class asked for, overall and in the worst class."""
+    if labels is None:
+        return {}
+    hits = (probabilities.argmax(dim=1) == labels).double()
+    return {
+        "class_match": round(hits.mean().item(), 4),
+        "class_match_min": round(min(hits[labels == c].mean().item() for c in labels.unique()), 4),
+    }
+
+
+@torch.inference_mode()
+def reference_features(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The classifier's features (N, D) of the reference images (N, 1, 28, 28), kept on disk by a hash of
+    both: every run's card scores against the same test set, and its 10,000 images take ~9 s on a thread."""
+    from .studio import DIRECTIONS_CACHE, fingerprint
+
+    digest = fingerprint([classifier], hashlib.sha256(images.numpy().tobytes()).hexdigest())[:32]
+    path = DIRECTIONS_CACHE.parent / "features" / f"{digest}.safetensors"
+    try:
+        return load_file(path)["features"]
+    except (OSError, SafetensorError, KeyError):
+        pass
+    features, _ = classifier_outputs(classifier, images)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, save({"features": features.contiguous()}))
+    except OSError:  # a read-only cache: computed every time
+        pass
+    return features
+
+
 def vae_psnr(vae: torch.nn.Module, images: torch.Tensor) -> float:
     """Mean PSNR (dB) of the VAE's reconstructions (posterior mean) of `images`."""
     device = next(vae.parameters()).device
@@ -209,6 +243,7 @@ def evaluate_checkpoint(
     data_dir: str | Path | None = None,
     reference: torch.Tensor | None = None,
     classes: list[int] | None = None,
+    quick: bool = False,
 ) -> dict[str, float]:
     """Score one checkpoint folder of family `name` and write the numbers into its model card.
 
@@ -216,6 +251,7 @@ def evaluate_checkpoint(
     reconstruction PSNR, the cGAN its class match); the classifier its test accuracy. The reference is
     Fashion-MNIST's test set, or `reference` (uint8 (N, 28, 28): the test images of the classes a model
     learned, or the user's own pictures); a conditional model draws `classes` (see `generate_set`).
+    `quick`: FIDc alone (see `score`), as the app's Train tab shows it.
     """
     test = load_fashion_mnist("test", data_dir) if reference is None else None
     test_x = to_tensor(test.images if reference is None else reference)
@@ -229,9 +265,9 @@ def evaluate_checkpoint(
         metrics = {"accuracy": round(accuracy(model, test_x, test.labels), 4)}
     else:
         classifier = load_model("classifier", device)
-        features, _ = classifier_outputs(classifier, test_x)
+        features = reference_features(classifier, test_x)
         images, labels = generate_set(model, num, MODELS[name].conditional, classes)
-        row = score(classifier, features, images, labels)
+        row = score(classifier, features, images, labels, quick=quick)
         metrics = {key: row[key] for key in CARD_KEYS if key in row}
         if MODELS[name].encoder:
             metrics["psnr_db"] = vae_psnr(model, test_x)

@@ -442,8 +442,13 @@ class Lab:
 
     # --- the flow model: realize, watch it denoise, guidance side by side ---------------------
 
-    def ode_model(self) -> tuple[str, torch.nn.Module]:
-        """The loaded model that samples by an ODE (flow), with its name, or a ValueError."""
+    def ode_model(self, model: str | None = None) -> tuple[str, torch.nn.Module]:
+        """The model `model` if it samples by an ODE (a user's flow), else the bundled one, with its name,
+        or a ValueError."""
+        if model is not None and model != "flow":
+            if not MODELS[family_of(model)].ode:
+                raise ValueError(f"{model} does not sample by an ODE: pick a flow model.")
+            return model, self.model(model)
         for name in self.models:
             if MODELS[name].ode:
                 return name, self.models[name]
@@ -470,12 +475,13 @@ class Lab:
         guidance: float | None = None,
         image: np.ndarray | None = None,
         strength: float = REALIZE_STRENGTH,
+        model: str | None = None,
     ) -> Iterator[tuple[float, np.ndarray, np.ndarray | None]]:
         """The flow's path, one step at a time: (t, x_t, the clean image predicted at the step) as uint8
         (28, 28), starting with (start, the noisy start, None). From seed `seed`'s noise at t = 1 (a
         sample), or with `image` from that image noised to t = strength (a realize). The same pixels as
-        `generate` and `realize` at the end."""
-        name, flow = self.ode_model()
+        `generate` and `realize` at the end. `model`: a flow model by name (default: the bundled one)."""
+        name, flow = self.ode_model(model)
         seed = check_int("Seed", seed, 0, MAX_APP_SEED)
         steps = flow.config.steps if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS)
         guidance = flow.config.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
@@ -496,11 +502,16 @@ class Lab:
 
     @torch.inference_mode()
     def guidance_row(
-        self, seed: int = 0, label: int | str = 0, steps: int | None = None, guidance: float | None = None
+        self,
+        seed: int = 0,
+        label: int | str = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+        model: str | None = None,
     ) -> tuple[torch.Tensor, list[float]]:
         """Seed `seed` of class `label` at guidance 0 (unconditional), 1 (conditional) and `guidance`
-        (default: the checkpoint's): images (3, 1, 28, 28) and the three weights."""
-        name, flow = self.ode_model()
+        (default: the checkpoint's): images (3, 1, 28, 28) and the three weights (flow model `model`)."""
+        name, flow = self.ode_model(model)
         if self.label(name, label) is None:
             raise ValueError("Pick a class: guidance weighs the class against no class.")
         high = flow.config.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)

@@ -210,6 +210,17 @@ def test_a_checkpoint_zip_brought_by_a_user_joins_the_lab_with_its_own_pixels(se
     mine = me.predict(name, 5, 8, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")[0]
     theirs = me.predict("vae", 5, 8, 0, 1, False, CLASS_NAMES[0], 6, 3.7, api_name="/generate")[0]
     assert np.array_equal(np.asarray(Image.open(mine)), np.asarray(Image.open(theirs)))
+    with pytest.raises(Exception, match="must be one of"):  # a VAE does not join the flow's Denoise picker
+        me.predict(seed=0, label="Sneaker", model=name, api_name="/compare_guidance")
+
+    # A flow joins Denoise too, where it draws the bundled flow's pixels.
+    archive = checkpoint_zip(tmp_path / "flow.zip", bundled("flow", "config.json", "model.safetensors"))
+    status, picker, *_ = me.predict(handle_file(archive), "", api_name="/load_checkpoint")
+    assert "Denoise" in status
+    mine = me.predict(seed=3, label="Bag", steps=2, model=picker["value"], api_name="/compare_guidance")
+    theirs = me.predict(seed=3, label="Bag", steps=2, model="flow", api_name="/compare_guidance")
+    for a, b in zip(mine, theirs):
+        assert np.array_equal(np.asarray(Image.open(a["image"])), np.asarray(Image.open(b["image"])))
 
 
 def test_brought_checkpoints_with_tricks_get_a_sentence(server, tmp_path):

@@ -264,7 +264,8 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
     # Snapshots from step 0 (the initial noise) to the end, each with its grid.
     assert lines[0]["step"] == 0 and lines[-1]["step"] == last["step"]
     assert all((tmp_path / "snapshots" / line["snapshot"]).is_file() for line in lines)
-    assert len(lines) >= 4
+    # Every second, unless a snapshot costs more than a tenth of that (a flow's grid: an ODE solve).
+    assert len(lines) >= (3 if script == "train_flow" else 5)
     if script == "train_flow":  # the cosine follows the plan and reaches its floor (a tenth of --lr) at its end
         from training.common import FINAL_LR_SHARE, learning_rate
 

@@ -70,6 +70,7 @@ WARMUP_STEPS = 200  # of the learning-rate schedule (`learning_rate`)
 FINAL_LR_SHARE = 0.1  # the cosine schedule ends at this share of --lr
 CALIBRATION_STEPS = 20  # steps a --minutes run times before it plans its schedule (3 under --dry-run)
 BUDGET_MARGIN = 0.97  # share of the remaining budget planned for steps: the rest covers evaluations and snapshots
+SNAPSHOT_COST_SHARE = 0.1  # snapshots may take at most about this share of a run's time
 EMA_WARMUP = 10  # an EMA with warm-up averages with decay min(decay, (1 + n) / (EMA_WARMUP + n)) at update n
 STOP_FILE = "STOP"  # created in a run folder, it ends the run cleanly at the next step
 EVALUATING = "Evaluating"  # the line that starts the end-of-run evaluation (the app's status reads it)
@@ -98,6 +99,9 @@ def make_parser(description: str, epochs: int, batch_size: int, lr: float, out: 
         default=None,
         help=f"samples scored into the model card when the run ends (0 = skip; default {EVAL_SAMPLES}, "
         f"{DRY_RUN_EVAL_SAMPLES} with --dry-run)",
+    )
+    parser.add_argument(
+        "--eval-quick", action="store_true", help="score FIDc alone at the end (no KIDc, precision/recall, IS)"
     )
     parser.add_argument(
         "--classes",
@@ -192,6 +196,8 @@ class Run:
     last_snapshot: tuple[float, int] | None = None  # (perf_counter, step) of the last snapshot
     tracked: dict[str, list[float]] = field(default_factory=dict)  # values since the last snapshot
     stopped_s: float | None = None  # training time when the budget or a Stop ended the training steps
+    snapshot_started: float | None = None  # perf_counter when the last snapshot was found due
+    snapshot_cost: float = 0.0  # seconds the last snapshot took, its images included
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -272,10 +278,18 @@ class Run:
                 self.tracked.setdefault(key, []).append(float(value))
 
     def snapshot_due(self) -> bool:
-        """Whether a snapshot is due: --snapshot-seconds since the last one (the first one at once)."""
+        """Whether a snapshot is due: --snapshot-seconds since the last one (the first one at once), or
+        SNAPSHOT_COST_SHARE's worth of training time when snapshots take longer than that (a flow's grid
+        is an ODE solve), so they never slow a run by more than about a tenth."""
         if not self.args.snapshot_seconds or not self.dist.main:
             return False
-        return self.last_snapshot is None or time.perf_counter() - self.last_snapshot[0] >= self.args.snapshot_seconds
+        now = time.perf_counter()
+        if self.last_snapshot is not None:
+            interval = max(self.args.snapshot_seconds, self.snapshot_cost / SNAPSHOT_COST_SHARE)
+            if now - self.last_snapshot[0] < interval:
+                return False
+        self.snapshot_started = now
+        return True
 
     def snapshot(self, images: torch.Tensor, **extra: float) -> Path | None:
         """Write the grid `images` (in [-1, 1]) as snapshots/step_NNNNNNN.png and a line to live.jsonl:
@@ -301,7 +315,10 @@ class Run:
         with open(self.folder / "live.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
         self.tracked = {}
+        first = self.last_snapshot is None
         self.last_snapshot = (time.perf_counter(), self.step)
+        if self.snapshot_started is not None and not first:  # its images included (the first pays one-off warm-ups)
+            self.snapshot_cost = self.last_snapshot[0] - self.snapshot_started
         return path
 
     def log(self, metrics: dict[str, Any]) -> None:
@@ -362,7 +379,8 @@ class Run:
     def progress(self, steps: list) -> tqdm:
         """The epoch's progress bar over `steps` (rank 0 only shows it)."""
         description = f"epoch {self.epoch + 1}" + ("" if self.budget_s else f"/{self.args.epochs}")
-        return tqdm(steps, desc=description, leave=False, dynamic_ncols=True, disable=not self.dist.main)
+        quiet = not self.dist.main or os.environ.get("TQDM_DISABLE") == "1"  # (the app's jobs: no bars in logs)
+        return tqdm(steps, desc=description, leave=False, dynamic_ncols=True, disable=quiet)
 
     # --- several processes and the GPU fast path -------------------------------------------------
 
@@ -666,7 +684,8 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
             reference = load_split(run.args, "test").images
             classes = [] if run.args.images else parse_classes(run.args.classes)
         metrics = evaluate_checkpoint(
-            family, run.checkpoint_dir, num, str(run.device), run.args.data_dir, reference, classes
+            family, run.checkpoint_dir, num, str(run.device), run.args.data_dir, reference, classes,
+            quick=run.args.eval_quick,
         )
         print(f"Evaluation: {json.dumps(metrics)}", flush=True)
     print(f"Checkpoint: {run.checkpoint_dir}", flush=True)

@@ -37,6 +37,9 @@ MAX_MINUTES = 10.0  # the longest budget a job may ask for (app.py --train-max-m
 TTL_S = 3600  # a finished job's folder is deleted this long after it ended, at the latest
 EVAL_SAMPLES = 1000  # the quick FIDc of a finished job
 STOP_GRACE_S = 60  # after a Stop, seconds the script has to save its checkpoint before it is killed
+# After its budget, seconds a job has for its last epoch's evaluation and its quick FIDc (a flow's 1,000
+# samples take ~25 s on a thread of this 2-core CPU; a loaded machine, several times that).
+EVAL_ALLOWANCE_S = 300
 # training.common.STOP_FILE, not imported from there: the server must not load torchvision (a test checks both)
 STOP_FILE = "STOP"
 EVALUATING = "Evaluating"  # training.common.EVALUATING, likewise
@@ -159,7 +162,7 @@ def training_command(
     snapshot_s = min(10.0, max(2.0, budget_s / 40))  # about 40 snapshots, every 2 to 10 s
     command = [sys.executable, "-m", f"training.{recipe.script}", "--out", str(out), "--device", device]
     command += ["--minutes", f"{budget_s / 60:.4f}", "--snapshot-seconds", f"{snapshot_s:g}", "--threads", "1"]
-    command += ["--eval-samples", str(EVAL_SAMPLES), "--lr", f"{lr:g}", "--batch-size", str(batch_size)]
+    command += ["--eval-samples", str(EVAL_SAMPLES), "--eval-quick", "--lr", f"{lr:g}", "--batch-size", str(batch_size)]
     command += recipe.width_flags(family, width) + list(recipe.flags)
     if classes:
         command += ["--classes", ",".join(str(c) for c in classes)]
@@ -298,11 +301,11 @@ class JobRunner:
                 if code is not None:
                     job.returncode, job.ended_at = code, time.time()
                     continue
-                # A job over its budget (or its Stop) by more than the grace is killed: evaluation included,
-                # no job keeps a slot for long.
-                deadline = job.started_at + job.budget_s + 2 * STOP_GRACE_S
+                # A job past its budget (or its Stop) by more than the evaluation allowance is killed: no job
+                # keeps a slot for long.
+                deadline = job.started_at + job.budget_s + EVAL_ALLOWANCE_S
                 if job.stop_asked:
-                    deadline = min(deadline, job.stop_asked + STOP_GRACE_S)
+                    deadline = min(deadline, job.stop_asked + STOP_GRACE_S + EVAL_ALLOWANCE_S)
                 if time.time() > deadline:
                     self._kill(job)
             self._start_waiting()

@@ -35,6 +35,7 @@ def denoise(
     guidance: float = DEFAULTS["guidance"],
     image: str | bytes | None = None,
     strength: float = REALIZE_STRENGTH,
+    model: str = "flow",
 ):
     """Watch the flow model denoise, one ODE step at a time; the pictures stream while it runs.
 
@@ -49,9 +50,10 @@ def denoise(
         guidance: classifier-free guidance weight, 0 to 5.
         image: optional picture to realize instead of sampling.
         strength: for a picture, how far it is noised, 0 to 1.
+        model: the flow model: "flow", or one you trained in the Train tab ("yours-flow-...").
     """
     prepared = None if image is None else read_upload(image).image
-    path = lab.denoise(seed, label, steps, guidance, prepared, strength)
+    path = lab.denoise(seed, label, steps, guidance, prepared, strength, model)
     frames, times = [], []
     for t, x_t, predicted in path:
         frames.append(row([x_t, BLANK if predicted is None else predicted]))
@@ -79,6 +81,7 @@ def compare_guidance(
     label: str = CLASS_NAMES[0],
     steps: int = DEFAULTS["steps"],
     guidance: float = DEFAULTS["guidance"],
+    model: str = "flow",
 ):
     """The same seed and class at guidance 0 (the class ignored), 1 (the plain conditional model) and
     `guidance`, side by side: what classifier-free guidance trades.
@@ -88,16 +91,18 @@ def compare_guidance(
         label: the class (a class is needed: guidance weighs it against none).
         steps: ODE steps, 1 to 50.
         guidance: the third weight, 0 to 5.
+        model: the flow model: "flow", or one you trained in the Train tab.
     """
-    images, weights = lab.guidance_row(seed, label, steps, guidance)
+    images, weights = lab.guidance_row(seed, label, steps, guidance, model)
     return [(image, f"guidance {weight:g}") for image, weight in zip(to_uint8_list(images), weights)]
 
 
-def render(lab: Lab, store: OutputStore) -> None:
-    """Lay out the Denoise tab and wire its events."""
+def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
+    """Lay out the Denoise tab and wire its events; returns its model picker (a user's flow models join it)."""
     gr.Markdown(texts.DENOISE)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(["flow"], value="flow", label="Flow model", elem_id="denoise-model")
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, elem_id="denoise-seed")
             label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[7], label="Class", elem_id="denoise-class")
             steps = gr.Slider(1, MAX_SAMPLING_STEPS, value=DEFAULTS["steps"], step=1, label="Steps (ODE)")
@@ -127,10 +132,13 @@ def render(lab: Lab, store: OutputStore) -> None:
     path = gr.State(None)
     run.click(
         bind(denoise, lab, store),
-        [seed, label, steps, guidance, image, strength],
+        [seed, label, steps, guidance, image, strength, model],
         [picture, info, step, animation, path],
         api_name="denoise",
         show_progress="minimal",
     )
     step.input(show_step, [path, step], [picture, info], api_visibility="private", show_progress="hidden")
-    side.click(bind(compare_guidance, lab), [seed, label, steps, guidance], row_out, api_name="compare_guidance")
+    side.click(
+        bind(compare_guidance, lab), [seed, label, steps, guidance, model], row_out, api_name="compare_guidance"
+    )
+    return model

@@ -51,7 +51,7 @@ def build_demo(lab: Lab, store: OutputStore | None = None, training: dict | None
         with gr.Tab("Studio", id="studio"):
             pickers.append(studio.render(lab, store))
         with gr.Tab("Denoise", id="denoise"):
-            denoise.render(lab, store)
+            pickers.append(denoise.render(lab, store))
         with gr.Tab("Map", id="map"):
             latent_map.render(lab, demo)
         if training is not None:

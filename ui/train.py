@@ -24,7 +24,14 @@ from genmodels.images import gif_bytes, grid
 from genmodels.lab import Lab
 from genmodels.hub import HubRepo, download_checkpoint, push_folder
 from genmodels.pictures import load_pictures
-from genmodels.registry import TRAINABLE, YOURS_PREFIX, check_user_checkpoint, unpack_user_checkpoint
+from genmodels.registry import (
+    MODELS,
+    TRAINABLE,
+    YOURS_PREFIX,
+    check_user_checkpoint,
+    family_of,
+    unpack_user_checkpoint,
+)
 from training.jobs import LIMITS, MIN_BUDGET_S, RECIPES, Job, JobRunner, checkpoint_zip, class_names
 
 from . import texts
@@ -32,6 +39,7 @@ from .components import friendly
 from .files import OUTPUT_DIR, OutputStore
 
 POLL_S = 1.0  # seconds between two looks at a running job's folder
+FIRST_POLL_S = 0.2  # ...until its first snapshot is on screen: the noise it starts from, at once
 PREVIEW_TILES = 256  # own pictures shown before training (the first ones; the count says how many in all)
 DEFAULT_BUDGET_S = 120
 SERIES = {  # what each family's plot shows, from live.jsonl
@@ -53,21 +61,27 @@ SERIES_NAMES = {
 class Trainer:
     """The tab's state on the server: the job runner, and the models each session trained or brought."""
 
-    def __init__(self, lab: Lab, store: OutputStore, runner: JobRunner):
+    def __init__(self, lab: Lab, store: OutputStore, runner: JobRunner, pickers: int = 4):
         self.lab = lab
         self.store = store
         self.runner = runner
+        self.pickers = pickers  # Generate's, Interpolate's, Studio's and Denoise's model dropdowns
         self.owned: dict[str, dict[str, float]] = {}  # session -> {name of its model in the lab: when added}
         self.imports = runner.root / "imports"  # checkpoints users brought, a folder per session
         self._lock = threading.Lock()
         runner.on_forget = self.job_forgotten
         runner.on_prune = self.prune
 
-    def own(self, session: str, name: str) -> list[str]:
-        """Record that `session` has model `name`; return every model name the session's pickers offer."""
+    def own(self, session: str, name: str) -> list:
+        """Record that `session` has model `name`; return the updates of the session's pickers: Generate's
+        set to it, the others offering it where they take its family (Denoise: flow models only)."""
         with self._lock:
             self.owned.setdefault(session, {})[name] = time.time()
-            return self.lab.generative() + list(self.owned[session])
+            names = self.lab.generative() + list(self.owned[session])
+        updates = [gr.update(choices=names, value=name)] + [gr.update(choices=names)] * (self.pickers - 2)
+        flows = [n for n in names if MODELS[family_of(n)].ode]
+        updates.append(gr.update(choices=flows) if MODELS[family_of(name)].ode else gr.skip())
+        return updates
 
     def job_forgotten(self, session: str, job: Job) -> None:
         """A job's folder is gone: so is the model it trained."""
@@ -241,7 +255,7 @@ async def train(
             update = gr.skip() if snapshot == shown else snapshot
             shown = snapshot
             yield progress_text(runner, job), curves(job), update, gr.skip(), *[gr.skip()] * pickers
-            await asyncio.sleep(POLL_S)
+            await asyncio.sleep(POLL_S if shown else FIRST_POLL_S)
             runner.poll()
         finished = True
     finally:
@@ -253,13 +267,12 @@ async def train(
         raise ValueError(f"Training failed: {job.failure()}")
     name = f"{YOURS_PREFIX}{family}-{job.id}"
     await asyncio.to_thread(lab.add_yours, name, job.checkpoint_dir)
-    choices = trainer.own(session, name)
+    updates = trainer.own(session, name)
     status = (
         f"✅ Done: **{family}** trained for {job.live()[-1].get('elapsed_s', 0) if job.live() else 0:.0f} s on "
         f"{data_text(job)}.{metrics_text(lab, name, job)} It is in the model pickers of Generate, Interpolate "
-        f"and Studio as **{name}**; download it below."
+        f"and Studio{' and Denoise' if family == 'flow' else ''} as **{name}**; download it below."
     )
-    updates = [gr.update(choices=choices, value=name)] + [gr.update(choices=choices)] * (pickers - 1)
     yield status, curves(job), newest_snapshot(job), str(checkpoint_zip(job)), *updates
 
 
@@ -359,18 +372,19 @@ def load_checkpoint(trainer: Trainer, checkpoint=None, repo_id: str = "", reques
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    choices = trainer.own(session, name)
-    status = f"✅ Loaded the {family} from {where} as **{name}**: it is in the model pickers of Generate, Interpolate and Studio."
-    return status, gr.update(choices=choices, value=name), *[gr.update(choices=choices)] * (trainer.pickers - 1)
+    status = (
+        f"✅ Loaded the {family} from {where} as **{name}**: it is in the model pickers of Generate, "
+        f"Interpolate and Studio{' and Denoise' if family == 'flow' else ''}."
+    )
+    return status, *trainer.own(session, name)
 
 
 def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropdown], runner: JobRunner) -> None:
-    """Lay out the Train tab and wire its events; `pickers` are the model dropdowns a user's model joins
-    (Generate's first: it also selects the model)."""
+    """Lay out the Train tab and wire its events; `pickers` are the model dropdowns a user's model joins:
+    Generate's (which also selects it), Interpolate's, Studio's and Denoise's (flow models only), in order."""
     from .components import bind
 
-    trainer = Trainer(lab, store, runner)
-    trainer.pickers = len(pickers)
+    trainer = Trainer(lab, store, runner, len(pickers))
     recipe = RECIPES["vae"]
     gr.Markdown(texts.TRAIN)
     with gr.Row():
