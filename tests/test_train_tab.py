@@ -123,6 +123,10 @@ def test_a_short_run_streams_learns_its_classes_joins_the_lab_downloads_and_push
 def test_bad_requests_get_a_sentence_and_the_server_keeps_serving(server, tmp_path):
     url, _ = server
     me = client(url)
+    # A call that leaves the knobs out gets its family's recipe (None), not the numbers the page shows.
+    parameters = me.view_api(return_format="dict", print_info=False)["named_endpoints"]["/train"]["parameters"]
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in parameters}
+    assert defaults["lr"] is None and defaults["batch_size"] is None and defaults["width"] is None
     with pytest.raises(Exception, match="Nothing to stop"):
         me.predict(api_name="/train_stop")
     with pytest.raises(Exception, match="Time budget"):

@@ -385,7 +385,6 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
     from .components import bind
 
     trainer = Trainer(lab, store, runner, len(pickers))
-    recipe = RECIPES["vae"]
     gr.Markdown(texts.TRAIN)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -405,10 +404,17 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
                 MIN_BUDGET_S, runner.max_budget_s, value=min(DEFAULT_BUDGET_S, runner.max_budget_s), step=5,
                 label="Time budget (s)", elem_id="train-budget",
             )
-            with gr.Accordion("Knobs (the recipe's defaults)", open=False):
-                lr = gr.Number(recipe.lr, label="Learning rate", minimum=LIMITS["lr"][0], maximum=LIMITS["lr"][1])
-                batch_size = gr.Slider(*LIMITS["batch_size"], value=recipe.batch_size, step=8, label="Batch size")
-                width = gr.Slider(*LIMITS["width"], value=recipe.width, step=4, label="Width (first layer's channels)")
+            with gr.Accordion("Knobs (empty: the recipe's defaults)", open=False):
+                # Empty by default, so an API call that leaves them out gets its family's recipe, not the
+                # numbers of whichever family the page shows; picking a family fills in its recipe.
+                defaults = "; ".join(
+                    f"{name}: lr {r.lr:g}, batch {r.batch_size}, width {r.width}" for name, r in RECIPES.items()
+                )
+                lr = gr.Number(None, label="Learning rate", minimum=LIMITS["lr"][0], maximum=LIMITS["lr"][1], info=defaults)
+                low, high = LIMITS["batch_size"]
+                batch_size = gr.Number(None, label="Batch size", precision=0, minimum=low, maximum=high)
+                low, high = LIMITS["width"]
+                width = gr.Number(None, label="Width (first layer's channels)", precision=0, minimum=low, maximum=high)
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="train-start")
                 halt = gr.Button("Stop", variant="stop", elem_id="train-stop")
