@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -591,6 +592,17 @@ def data_description(args: argparse.Namespace, data: FashionMNIST) -> str:
     return f"Fashion-MNIST's {len(data)} training images"
 
 
+@functools.lru_cache(maxsize=1)
+def own_pictures(folder: str) -> torch.Tensor:
+    """--images prepared once per run (both splits, the card's description and its reference use them)."""
+    from genmodels.pictures import load_picture_folder
+
+    try:
+        return torch.from_numpy(load_picture_folder(folder).images)
+    except ValueError as exc:
+        raise SystemExit(f"--images: {exc}") from exc
+
+
 def load_split(args: argparse.Namespace, split: str) -> FashionMNIST:
     """The split, cut to a small subset under --dry-run, and the training split to --subset images.
 
@@ -598,13 +610,7 @@ def load_split(args: argparse.Namespace, split: str) -> FashionMNIST:
     (labels -1: no class), each prepared like an upload in the app.
     """
     if args.images:
-        from genmodels.pictures import load_picture_folder
-
-        try:
-            pictures = load_picture_folder(args.images)
-        except ValueError as exc:
-            raise SystemExit(f"--images: {exc}") from exc
-        images = torch.from_numpy(pictures.images)
+        images = own_pictures(str(args.images))
         return FashionMNIST(images=images, labels=torch.full((len(images),), -1), source=str(args.images))
     data = load_fashion_mnist(split, args.data_dir)
     classes = parse_classes(args.classes)
