@@ -257,7 +257,8 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
     planned = int(re.search(r"planned (\d+) steps", result.stdout).group(1))
     lines = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
     last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["stopped_s"] <= 0.15 * 60 + 2, "the steps stop within the budget plus a step or two"
+    # (no stopped_s when the budget ran out during an epoch's evaluation: the steps had stopped before it)
+    assert "stopped_s" not in last or last["stopped_s"] <= 0.15 * 60 + 2, "steps stop within the budget + 2 s"
     assert last["wall_time_s"] <= 0.15 * 60 + 15, "...and the last epoch's evaluation and grid follow at once"
     # It stopped at its planned step or, when evaluations and snapshots took longer than planned, at the budget.
     assert last["step"] == planned or (last["step"] < planned and last["wall_time_s"] >= 0.15 * 60)
@@ -269,7 +270,8 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
     if script == "train_flow":  # the cosine follows the plan and reaches its floor (a tenth of --lr) at its end
         from training.common import FINAL_LR_SHARE, learning_rate
 
-        assert last["lr"] == pytest.approx(learning_rate(last["step"] - 1, planned, 1e-3), abs=1e-6)  # (logged to 6 places)
+        if last["step"] > 20:  # planned before its last step (a loaded machine may end a 9 s run in warm-up)
+            assert last["lr"] == pytest.approx(learning_rate(last["step"] - 1, planned, 1e-3), abs=1e-6)
         assert learning_rate(planned, planned, 1e-3) == pytest.approx(FINAL_LR_SHARE * 1e-3)
 
 
