@@ -31,7 +31,7 @@ from genmodels.lab import Lab
 from genmodels.registry import parse_model_repos
 from training.jobs import MAX_MINUTES, SLOTS
 from ui.page import build_demo
-from ui.serving import LAUNCH_OPTIONS, default_threads, release_freed_memory
+from ui.serving import LAUNCH_OPTIONS, default_threads, release_freed_memory, set_environment, trim_when_idle
 
 logger = logging.getLogger("app")
 
@@ -39,11 +39,13 @@ _built: dict[str, object] = {}  # "lab" and "demo", made by the first `app.demo`
 _build_lock = threading.Lock()
 
 
-def build(device: str, repos: str | list[str], training: dict | None = None) -> tuple[Lab, gr.Blocks]:
+def build(
+    device: str, repos: str | list[str], training: dict | None = None, fast_file_checks: bool = False
+) -> tuple[Lab, gr.Blocks]:
     """The lab on `device` with the Hub checkpoints `repos`, and its page (with the Train tab's limits
     `training`, or none)."""
     lab = Lab.from_specs(device, repos)
-    _built.update(lab=lab, demo=build_demo(lab, training=training))
+    _built.update(lab=lab, demo=build_demo(lab, training=training, fast_file_checks=fast_file_checks))
     return lab, _built["demo"]
 
 
@@ -102,6 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--train-max-minutes", type=float, default=MAX_MINUTES, help="Train tab: the longest time budget of a run"
     )
     parser.add_argument("--no-train", action="store_true", help="leave the Train tab out (a busy public server)")
+    parser.add_argument(
+        "--fast-file-checks",
+        action="store_true",
+        help="replace Gradio's file-access checks by faster ones with the same answers (docs/serving.md)",
+    )
     args = parser.parse_args(argv)
     if args.train_slots < 1:
         parser.error("--train-slots must be at least 1")
@@ -119,15 +126,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Build the lab and the page once, warm the studio in the background, and serve."""
     release_freed_memory()
+    set_environment()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Requests run side by side, each on its share of the cores (docs/serving.md).
     torch.set_num_threads(args.threads)
     repos = " ".join([os.environ.get("GENMODELS_HUB_REPOS", ""), *args.hub_repo])
     no_train = args.no_train or os.environ.get("GENMODELS_NO_TRAIN") == "1"
-    lab, demo = build(args.device, repos, training_limits(no_train, args.train_slots, args.train_max_minutes))
+    limits = training_limits(no_train, args.train_slots, args.train_max_minutes)
+    lab, demo = build(args.device, repos, limits, args.fast_file_checks)
     logger.info("Models on %s: %s", lab.device, ", ".join(lab.models))
-    threading.Thread(target=lab.warm_up, name="warm-up", daemon=True).start()
+    warming = threading.Thread(target=lab.warm_up, name="warm-up", daemon=True)
+    warming.start()
     options = {**LAUNCH_OPTIONS, "mcp_server": not args.no_mcp}
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **options)
     # The ~400,000 objects of torch, Gradio, the page and its server live as long as the app: leave them out
@@ -135,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     # minute: 170 ms each before, 90 ms after).
     gc.collect()
     gc.freeze()
+    trim_when_idle(after=warming)
     if args.share and demo.share_url:
         logger.info("Public link (anyone with it can use this app while it runs): %s", demo.share_url)
     elif args.share:

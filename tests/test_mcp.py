@@ -55,3 +55,55 @@ def test_generate_and_roundtrip_answer_with_images(mcp_url):
     assert [item.mimeType for item in generated.content if item.type == "image"] == ["image/png"], "the grid"
     assert sum(item.type == "image" for item in reconstructed.content) >= 2, "the error map, and more"
     assert any("PSNR" in getattr(item, "text", "") for item in reconstructed.content)
+
+
+def test_file_inputs_say_data_urls_and_a_url_to_the_servers_own_network_is_never_fetched(mcp_url):
+    """Every file-taking tool tells the client to send pictures as data: URLs; a URL pointing at a
+    server on 127.0.0.1 gets a sentence saying so, and that server never sees a request."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Counting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(EXAMPLE.read_bytes())
+
+        def log_message(self, *args):
+            pass
+
+    local = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    threading.Thread(target=local.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{local.server_address[1]}/shirt.png"
+
+    async def work(session):
+        tools = (await session.list_tools()).tools
+        answers = [await session.call_tool("roundtrip", {"image": url})]
+        answers.append(await session.call_tool("invert", {"image": url.replace("http:", "https:"), "model": "vae"}))
+        return tools, answers
+
+    try:
+        tools, answers = asyncio.run(with_session(mcp_url, work))
+    finally:
+        local.shutdown()
+    taking_files = [tool for tool in tools if "data: URL" in str(tool.inputSchema)]
+    assert {"roundtrip", "invert", "train", "load_checkpoint"} <= {tool.name for tool in taking_files}
+    assert not any("http or https url" in str(tool.inputSchema) for tool in tools)
+    for tool in taking_files:
+        assert "data: URL" in tool.description and "upload_file_to_gradio" not in tool.description, tool.name
+    for answer in answers:
+        assert answer.isError and "not fetched from URLs" in answer.content[0].text
+    assert hits == [], "the server never fetched the URL"
+
+
+def test_no_tool_takes_a_gr_state(mcp_url):
+    """A gr.State input cannot be set by an MCP client (Gradio warns at start); the page keeps its own."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        app.demo.mcp_server_obj.warn_about_state_inputs()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from genmodels.lab import Lab
 from ui import edit, generate, interpolate, roundtrip, studio
 from ui.files import OutputStore
 from ui.page import build_demo, status_line
-from ui.serving import BLOCKED_PATHS, COMPUTING, GRADIO_FILE_CHECKS, QUEUE_POLL_S, is_allowed_file, is_in_or_equal
+from ui.patches import GRADIO_FILE_CHECKS, is_allowed_file, is_in_or_equal
+from ui.serving import BLOCKED_PATHS, COMPUTING, QUEUE_POLL_S
 
 EXAMPLE = str(sorted(EXAMPLES_DIR.glob("*.png"))[0])
 
@@ -272,3 +274,24 @@ def test_pasted_images_arrive_as_bytes_or_get_a_sentence():
     ]:
         with pytest.raises(gr.Error, match=words):
             upload.preprocess(SimpleNamespace(path=None, url=url))
+
+
+def test_gradio_patches_apply_once_for_their_version_and_the_docs_table_lists_each(lab, monkeypatch):
+    """The patches are applied by building a page, once; the file-check one only when asked; a Gradio
+    other than the one they were written for is refused; docs/serving.md's table names each."""
+    from gradio import processing_utils, utils
+
+    from ui import patches
+
+    build_demo(lab)
+    first = processing_utils.save_pil_to_cache
+    build_demo(lab)
+    assert processing_utils.save_pil_to_cache is first is patches.save_pil_to_cache
+    assert {"atomic_cache_writes", "mcp_results", "mcp_file_inputs"} <= patches.applied()
+    if "use_fast_file_checks" not in patches.applied():  # (only `python app.py --fast-file-checks` asks)
+        assert (utils.is_in_or_equal, utils.is_allowed_file) == GRADIO_FILE_CHECKS, "Gradio's own checks by default"
+    table = (Path(__file__).parent.parent / "docs" / "serving.md").read_text().split("## Changes to Gradio")[1]
+    assert set(re.findall(r"^\| `(\w+)`", table, re.MULTILINE)) == set(patches.PATCHES)
+    monkeypatch.setattr(gr, "__version__", "7.0.0")
+    with pytest.raises(RuntimeError, match="written for Gradio 6.31.0, found 7.0.0"):
+        patches.apply()

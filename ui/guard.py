@@ -4,7 +4,8 @@ Files: Gradio checks a payload's file path against its upload folder only for pa
 `{"meta": {"_type": "gradio.FileData"}}`; a bare `{"path": "/etc/passwd"}` (or one nested in an
 editor's layers, a gallery or a JSON value) reached the component, which opened it. Every value under
 a "path" key must be a file Gradio itself wrote into its upload folder, or the request is refused with
-one message that says nothing about the path.
+one message that says nothing about the path. An http(s) URL is refused with its own sentence and
+never fetched (a client could otherwise make the server read its own network).
 
 Values: each input takes what its component means (a finite number within the slider's range, a
 whole number for a precision-0 box such as a seed, one of a dropdown's choices, text, true or false,
@@ -24,6 +25,10 @@ from gradio.utils import get_upload_folder
 from .components import user_error
 
 REFUSAL = "Files must be sent as uploads (the client uploads them first); a path on the server is not accepted."
+URL_REFUSAL = (
+    "Pictures are not fetched from URLs: send the picture itself (an upload; over MCP, a data: URL such as "
+    "data:image/png;base64,...)."
+)
 
 
 def file_paths(value: Any) -> list[Any]:
@@ -115,7 +120,10 @@ def check_inputs(block_fn, inputs: list[Any], state=None) -> None:
     for block, value in zip(block_fn.inputs, inputs):
         if state is not None and not block.stateful and block._id in state:  # (a gr.State holds its value there)
             block = state[block._id]
-        if any(not is_upload(path) for path in file_paths(value)):
+        paths = file_paths(value)
+        if any(isinstance(path, str) and path.lower().startswith(("http://", "https://")) for path in paths):
+            raise user_error(URL_REFUSAL, where)  # never fetched: the server's own network stays out of reach
+        if any(not is_upload(path) for path in paths):
             raise user_error(REFUSAL, where)
         problem = value_problem(block, value)
         if problem:

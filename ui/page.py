@@ -10,7 +10,8 @@ from . import denoise, edit, generate, interpolate, latent_map, roundtrip, studi
 from .components import bind
 from .files import OutputStore
 from .guard import GuardedBlocks
-from .serving import atomic_cache_writes, fast_file_checks, mcp_images_as_images, queue
+from . import patches
+from .serving import queue
 
 
 def status_line(lab: Lab) -> str:
@@ -29,14 +30,15 @@ async def ping() -> str:
     return "pong"
 
 
-def build_demo(lab: Lab, store: OutputStore | None = None, training: dict | None = None) -> gr.Blocks:
+def build_demo(
+    lab: Lab, store: OutputStore | None = None, training: dict | None = None, fast_file_checks: bool = False
+) -> gr.Blocks:
     """Lay out the page for the models in `lab`, wire every event and set up the queue.
 
-    `training`: the Train tab's limits (`slots`, `max_minutes`); None leaves the tab out."""
+    `training`: the Train tab's limits (`slots`, `max_minutes`); None leaves the tab out.
+    `fast_file_checks`: Gradio's file-access checks replaced by faster ones (`ui.patches`)."""
     store = store or OutputStore()
-    atomic_cache_writes()
-    fast_file_checks()
-    mcp_images_as_images()
+    patches.apply(fast_file_checks)
     with GuardedBlocks(title=texts.TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(texts.INTRO)
         gr.Markdown(status_line(lab), elem_id="status")
@@ -57,7 +59,7 @@ def build_demo(lab: Lab, store: OutputStore | None = None, training: dict | None
         if training is not None:
             with gr.Tab("Train", id="train"):
                 runner = train.runner_for(lab, **training)
-                train.render(lab, store, demo, pickers, runner)
+                train.render(lab, store, demo, pickers, generated["label"], runner)
         gr.api(ping, api_name="ping")
         # The page opens on the settings in its address (a shared link), then generates.
         loaded = demo.load(bind(generate.settings_from_url, lab), None, generated["settings"], api_visibility="private")
