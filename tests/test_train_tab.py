@@ -276,3 +276,21 @@ def test_a_hub_repo_brought_by_a_user_joins_the_lab(server, tmp_path, monkeypatc
         assert np.array_equal(np.asarray(Image.open(mine)), np.asarray(Image.open(theirs)))
         with pytest.raises(Exception, match="no such model repository"):
             me.predict(None, "someone/missing", api_name="/load_checkpoint")
+
+
+def test_generate_opens_a_users_model_on_a_class_it_learned(tmp_path):
+    """A flow trained on pictures without classes opens on "any class" (a T-shirt label would ask it for a
+    class it never saw); one trained on Trouser and Bag on Trouser; a VAE's class picker is left alone."""
+    from training.jobs import Job, JobRunner
+    from ui.train import Trainer
+
+    trainer = Trainer(Lab.__new__(Lab), None, JobRunner(tmp_path / "jobs"), pickers=4)
+    trainer.lab.models, trainer.lab.yours = {}, {}
+
+    def job(family, classes=(), pictures=0):
+        return Job("s", family, tmp_path, [], 60, classes=list(classes), pictures=pictures)
+
+    assert trainer.own("s", "yours-flow-a", job("flow", pictures=40))[-1]["value"] == "any class"
+    assert trainer.own("s", "yours-flow-b", job("flow", classes=[1, 8]))[-1]["value"] == "Trouser"
+    assert trainer.own("s", "yours-flow-c", job("flow"))[-1] == {"__type__": "update"}  # gr.skip(): all ten
+    assert trainer.own("s", "yours-vae-d", job("vae", pictures=40))[-1] == {"__type__": "update"}

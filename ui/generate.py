@@ -282,4 +282,4 @@ def render(lab: Lab) -> dict:
     copy.click(bind(settings, lab), controls, settings_text, api_name="settings")
     loaded = load.click(bind(load_settings, lab), settings_text, controls, api_name="load_settings")
     on_generate(loaded.success, api_visibility="private")
-    return {"settings": controls, "on_generate": on_generate, "model": model}
+    return {"settings": controls, "on_generate": on_generate, "model": model, "label": label}

@@ -11,7 +11,7 @@ import torch
 
 from genmodels.data import CLASS_NAMES
 from genmodels.images import row, upscale
-from genmodels.lab import MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int, movable
+from genmodels.lab import ANY_CLASS, MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int, movable
 from genmodels.preprocess import editor_image, painted_mask, prepare_mask
 from genmodels.registry import MODELS, family_of
 
@@ -42,8 +42,20 @@ def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
     return {"model": model, "z": z.detach().cpu(), "label": label, "source": source}
 
 
+def inversion_class(lab: Lab, model: str, image, label: str) -> tuple[str, str]:
+    """The class a picture is inverted under, and the words that say so: "any class" stays for flow
+    (its unconditional path), and becomes the classifier's guess for a family that needs a class."""
+    entry = MODELS[family_of(model)]
+    if not entry.conditional:
+        return label, ""
+    if label == ANY_CLASS and not entry.ode:
+        label = lab.guess_class(image)
+        return label, f" as **{label}** (the classifier's guess; pick a class to choose another),"
+    return label, f" under **{label}**,"
+
+
 @friendly
-def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], history=None):
+def invert(lab: Lab, image, model: str = "vae", label: str = ANY_CLASS):
     """Find the latent of your picture in a model: the picture next to the model's reconstruction of it.
 
     The VAE encodes it; flow runs its ODE backwards from the picture to the noise; a GAN has no encoder
@@ -54,21 +66,26 @@ def invert(lab: Lab, image, model: str = "vae", label: str = CLASS_NAMES[0], his
     Args:
         image: the picture to invert.
         model: the generative model (dcgan, vae, cgan or flow).
-        label: the class of cgan and flow (flow also takes "any class").
+        label: the class of cgan and flow. "any class" (the default): flow inverts without a class, and
+            cgan, which needs one, takes the bundled classifier's guess; the text says which.
     """
     prepared = read_upload(image).image
+    label, under = inversion_class(lab, model, prepared, label)
     for result in lab.inversion_steps(model, prepared, label=label):
         reconstruction = to_uint8_list(result.image[None])[0]
         if result.fraction < 1:  # the best reconstruction so far; the latent is kept only at the end
             info = f"**Inverting into {model}:** {result.fraction:.0%} done, PSNR {result.psnr:.1f} dB so far."
-            yield (prepared, reconstruction), info, gr.skip(), gr.skip()
-    info = f"**Inverted into {model}:** PSNR {result.psnr:.1f} dB to your image as prepared (28x28), in {result.seconds:.2f} s."
+            yield (prepared, reconstruction), info, gr.skip()
+    info = (
+        f"**Inverted into {model}:**{under} PSNR {result.psnr:.1f} dB to your image as prepared (28x28), "
+        f"in {result.seconds:.2f} s."
+    )
     state = studio_state(model, result.z, label, "your image")
-    yield (prepared, reconstruction), info, state, [*(history or []), (prepared, reconstruction)]
+    yield (prepared, reconstruction), info, state
 
 
 @friendly
-def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0], history=None):
+def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0]):
     """Bring a random seed's latent into the studio and show its image.
 
     Args:
@@ -79,7 +96,7 @@ def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0], hi
     z = lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label)
     image = to_uint8_list(lab.decode(model, z[None], label))[0]
     state = studio_state(model, z, label, f"seed {int(seed)}")
-    return (image, image), f"**Seed {int(seed)}** in {model}.", state, [*(history or []), (image, image)]
+    return (image, image), f"**Seed {int(seed)}** in {model}.", state
 
 
 @friendly
@@ -107,7 +124,7 @@ def state_every_class(lab: Lab, state: dict | None):
 
 
 @friendly
-def move(
+def move_latent(
     lab: Lab,
     model: str,
     seed: int = 0,
@@ -122,9 +139,39 @@ def move(
     base: dict | None = None,
     history=None,
 ):
+    """`move` on the page: the latent brought into the studio (`base`; a seed's without one), the
+    result added to the undo history."""
+    if base is None or base["model"] != model:
+        base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label), label, "seed")
+    z = base["z"]
+    moved = lab.move(model, z[None], target, amount, keep or [], [pc1, pc2, pc3, pc4])
+    before, after = to_uint8_list(lab.decode(model, torch.cat([z[None].to(lab.device), moved]), base["label"]))
+    shares = ", ".join(f"{share:.0%}" for share in lab.directions(model).explained[:PRINCIPAL_SLIDERS].tolist())
+    info = (
+        f"From {base['source']}: {amount:+g} towards **{target}**"
+        + (f" keeping {', '.join(keep)} fixed" if keep else "")
+        + f"; principal directions {pc1:+g}, {pc2:+g}, {pc3:+g}, {pc4:+g} (their variance shares: {shares})."
+    )
+    return (before, after), info, [*(history or []), (before, after)]
+
+
+@friendly
+def move(
+    lab: Lab,
+    model: str,
+    seed: int = 0,
+    target: str = CLASS_NAMES[0],
+    amount: float = 0.0,
+    keep: list[str] | None = None,
+    pc1: float = 0.0,
+    pc2: float = 0.0,
+    pc3: float = 0.0,
+    pc4: float = 0.0,
+    label: str = CLASS_NAMES[0],
+):
     """Move a latent towards a class and along the main axes of variation: before and after.
 
-    Without a latent brought into the studio first, seed `seed`'s is moved. One unit of amount is a
+    Seed `seed`'s latent is moved (the page moves the latent brought into the studio). One unit of amount is a
     quarter of a typical latent's length.
 
     Args:
@@ -139,18 +186,8 @@ def move(
         pc4: amount along the fourth principal direction.
         label: flow's class ("any class" lets the class directions steer); unused by dcgan and vae.
     """
-    if base is None or base["model"] != model:
-        base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label), label, "seed")
-    z = base["z"]
-    moved = lab.move(model, z[None], target, amount, keep or [], [pc1, pc2, pc3, pc4])
-    before, after = to_uint8_list(lab.decode(model, torch.cat([z[None].to(lab.device), moved]), base["label"]))
-    shares = ", ".join(f"{share:.0%}" for share in lab.directions(model).explained[:PRINCIPAL_SLIDERS].tolist())
-    info = (
-        f"From {base['source']}: {amount:+g} towards **{target}**"
-        + (f" keeping {', '.join(keep)} fixed" if keep else "")
-        + f"; principal directions {pc1:+g}, {pc2:+g}, {pc3:+g}, {pc4:+g} (their variance shares: {shares})."
-    )
-    return (before, after), info, [*(history or []), (before, after)]
+    pair, info, _ = move_latent(lab, model, seed, target, amount, keep, pc1, pc2, pc3, pc4, label)
+    return pair, info
 
 
 def preview(
@@ -168,8 +205,15 @@ def preview(
     base: dict | None,
 ):
     """`move` while a direction slider is dragged: the picture and its text, not a step in the undo history."""
-    pair, info, _ = move(lab, model, seed, target, amount, keep, pc1, pc2, pc3, pc4, label, base, history=None)
+    pair, info, _ = move_latent(lab, model, seed, target, amount, keep, pc1, pc2, pc3, pc4, label, base)
     return pair, info
+
+
+def remember(pair, history):
+    """The undo history with the studio's result `pair` (before, after) added (the page's record)."""
+    if not pair or pair[0] is None or pair[1] is None:
+        return history
+    return [*(history or []), (gray(pair[0]), gray(pair[1]))]
 
 
 def record_pair(pair, history):
@@ -312,7 +356,8 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
             model = gr.Dropdown(
                 generative, value=generative[0] if generative else None, label="Model", elem_id="studio-model"
             )
-            label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
+            # "any class" first: a picture of any kind inverts well (flow: 29 dB, against 22 as a T-shirt)
+            label = gr.Dropdown(CLASS_CHOICES, value=ANY_CLASS, label="Class", visible=False)
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3)
                 use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
@@ -349,22 +394,23 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
 
     model.change(label_visibility, [model, label], label, api_visibility="private")
     brought_in = [
-        invert_button.click(
-            bind(invert, lab), [image, model, label, history], [slider, info, base, history], api_name="invert"
-        ),
-        use_seed.click(
-            bind(studio_seed, lab), [model, seed, label, history], [slider, info, base, history], api_name="studio_seed"
-        ),
+        invert_button.click(bind(invert, lab), [image, model, label], [slider, info, base], api_name="invert"),
+        use_seed.click(bind(studio_seed, lab), [model, seed, label], [slider, info, base], api_name="studio_seed"),
     ]
-    for event in brought_in:
+    for event in brought_in:  # (the tools take no gr.State: an MCP client could not set it)
+        event.success(remember, [slider, history], history, api_visibility="private", queue=False)
         event.success(bind(state_every_class, lab), base, classes_row, api_visibility="private")
     every_api = gr.Button(visible=False)  # api_name="every_class" for gradio_client; the page shows the row
     every_api.click(bind(every_class, lab), [model, seed, image, label], classes_row, api_name="every_class")
     apply.click(
-        bind(move, lab),
+        bind(move_latent, lab),
         [model, seed, target, amount, keep, *principal, label, base, history],
         [slider, info, history],
-        api_name="move",
+        api_visibility="private",
+    )
+    move_api = gr.Button(visible=False)  # api_name="move": the same without the page's state (seed's latent)
+    move_api.click(
+        bind(move, lab), [model, seed, target, amount, keep, *principal, label], [slider, info], api_name="move"
     )
     undo.click(studio_undo, history, [slider, info, history], api_visibility="private")
     # Live: the picture follows the direction sliders while they are dragged; Apply adds the result to

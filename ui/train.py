@@ -21,7 +21,7 @@ from PIL import Image
 
 from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.images import gif_bytes, grid
-from genmodels.lab import Lab
+from genmodels.lab import ANY_CLASS, Lab
 from genmodels.hub import HubRepo, download_checkpoint, push_folder
 from genmodels.pictures import load_pictures
 from genmodels.registry import (
@@ -35,7 +35,7 @@ from genmodels.registry import (
 from training.jobs import LIMITS, MIN_BUDGET_S, RECIPES, Job, JobRunner, checkpoint_zip, class_names
 
 from . import texts
-from .components import friendly
+from .components import class_choices, friendly
 from .files import OUTPUT_DIR, OutputStore
 
 POLL_S = 1.0  # seconds between two looks at a running job's folder
@@ -72,16 +72,18 @@ class Trainer:
         runner.on_forget = self.job_forgotten
         runner.on_prune = self.prune
 
-    def own(self, session: str, name: str) -> list:
+    def own(self, session: str, name: str, job: Job | None = None) -> list:
         """Record that `session` has model `name`; return the updates of the session's pickers: Generate's
-        set to it, the others offering it where they take its family (Denoise: flow models only)."""
+        set to it, the others offering it where they take its family (Denoise: flow models only), and
+        Generate's class picker set to what a conditional model `job` trained learned (`first_class`)."""
         with self._lock:
             self.owned.setdefault(session, {})[name] = time.time()
             names = self.lab.generative() + list(self.owned[session])
         updates = [gr.update(choices=names, value=name)] + [gr.update(choices=names)] * (self.pickers - 2)
         flows = [n for n in names if MODELS[family_of(n)].ode]
         updates.append(gr.update(choices=flows) if MODELS[family_of(name)].ode else gr.skip())
-        return updates
+        label = first_class(name, job)
+        return updates + [gr.skip() if label is None else gr.update(choices=class_choices(name), value=label)]
 
     def job_forgotten(self, session: str, job: Job) -> None:
         """A job's folder is gone: so is the model it trained."""
@@ -172,6 +174,16 @@ def curves(job: Job) -> pd.DataFrame:
     return frame.astype({"elapsed_s": float, "value": float, "series": str})  # numbers even when empty
 
 
+def first_class(name: str, job: Job | None) -> str | None:
+    """The class Generate opens a user's conditional model on: "any class" when it learned from pictures
+    without classes, else the first class it learned (None: the picker's own, T-shirt/top)."""
+    if job is None or not MODELS[family_of(name)].conditional:
+        return None
+    if job.pictures:
+        return ANY_CLASS
+    return CLASS_NAMES[job.classes[0]] if job.classes else None
+
+
 def data_text(job: Job) -> str:
     """What the job learns from, in words."""
     if job.pictures:
@@ -254,7 +266,7 @@ async def train(
             snapshot = newest_snapshot(job)
             update = gr.skip() if snapshot == shown else snapshot
             shown = snapshot
-            yield progress_text(runner, job), curves(job), update, gr.skip(), *[gr.skip()] * pickers
+            yield progress_text(runner, job), curves(job), update, gr.skip(), *[gr.skip()] * (pickers + 1)
             await asyncio.sleep(POLL_S if shown else FIRST_POLL_S)
             runner.poll()
         finished = True
@@ -267,7 +279,7 @@ async def train(
         raise ValueError(f"Training failed: {job.failure()}")
     name = f"{YOURS_PREFIX}{family}-{job.id}"
     await asyncio.to_thread(lab.add_yours, name, job.checkpoint_dir)
-    updates = trainer.own(session, name)
+    updates = trainer.own(session, name, job)
     status = (
         f"✅ Done: **{family}** trained for {job.live()[-1].get('elapsed_s', 0) if job.live() else 0:.0f} s on "
         f"{data_text(job)}.{metrics_text(lab, name, job)} It is in the model pickers of Generate, Interpolate "
@@ -296,7 +308,9 @@ def timeline(trainer: Trainer, request: gr.Request = None):
     frames = job.snapshots() if job else []
     if not frames:
         return gr.update(visible=False), None, None
-    gif = trainer.store.save(gif_bytes([np.asarray(Image.open(path).convert("L")) for path in frames], 150, False), ".gif")
+    gif = trainer.store.save(
+        gif_bytes([np.asarray(Image.open(path).convert("L")) for path in frames], 150, False), ".gif"
+    )
     slider = gr.update(minimum=0, maximum=len(frames) - 1, value=len(frames) - 1, visible=True)
     return slider, str(frames[-1]), gif
 
@@ -379,9 +393,17 @@ def load_checkpoint(trainer: Trainer, checkpoint=None, repo_id: str = "", reques
     return status, *trainer.own(session, name)
 
 
-def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropdown], runner: JobRunner) -> None:
+def render(
+    lab: Lab,
+    store: OutputStore,
+    demo: gr.Blocks,
+    pickers: list[gr.Dropdown],
+    class_picker: gr.Dropdown,
+    runner: JobRunner,
+) -> None:
     """Lay out the Train tab and wire its events; `pickers` are the model dropdowns a user's model joins:
-    Generate's (which also selects it), Interpolate's, Studio's and Denoise's (flow models only), in order."""
+    Generate's (which also selects it), Interpolate's, Studio's and Denoise's (flow models only), in order;
+    `class_picker` is Generate's class, set to what the model learned (`first_class`)."""
     from .components import bind
 
     trainer = Trainer(lab, store, runner, len(pickers))
@@ -401,8 +423,12 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
             seen = gr.Image(label="What the model will see", visible=True, height=200, elem_id="train-preview")
             count = gr.Markdown("No pictures: the model learns from Fashion-MNIST.", elem_id="train-count")
             budget = gr.Slider(
-                MIN_BUDGET_S, runner.max_budget_s, value=min(DEFAULT_BUDGET_S, runner.max_budget_s), step=5,
-                label="Time budget (s)", elem_id="train-budget",
+                MIN_BUDGET_S,
+                runner.max_budget_s,
+                value=min(DEFAULT_BUDGET_S, runner.max_budget_s),
+                step=5,
+                label="Time budget (s)",
+                elem_id="train-budget",
             )
             with gr.Accordion("Knobs (empty: the recipe's defaults)", open=False):
                 # Empty by default, so an API call that leaves them out gets its family's recipe, not the
@@ -410,7 +436,9 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
                 defaults = "; ".join(
                     f"{name}: lr {r.lr:g}, batch {r.batch_size}, width {r.width}" for name, r in RECIPES.items()
                 )
-                lr = gr.Number(None, label="Learning rate", minimum=LIMITS["lr"][0], maximum=LIMITS["lr"][1], info=defaults)
+                lr = gr.Number(
+                    None, label="Learning rate", minimum=LIMITS["lr"][0], maximum=LIMITS["lr"][1], info=defaults
+                )
                 low, high = LIMITS["batch_size"]
                 batch_size = gr.Number(None, label="Batch size", precision=0, minimum=low, maximum=high)
                 low, high = LIMITS["width"]
@@ -422,12 +450,22 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
             status = gr.Markdown("Pick a family and press Start.", elem_id="train-status")
             with gr.Row():
                 plot = gr.LinePlot(
-                    x="elapsed_s", y="value", color="series", x_title="seconds", y_title="", height=300,
-                    label="Losses", elem_id="train-plot",
+                    x="elapsed_s",
+                    y="value",
+                    color="series",
+                    x_title="seconds",
+                    y_title="",
+                    height=300,
+                    label="Losses",
+                    elem_id="train-plot",
                 )
                 snapshot = gr.Image(
-                    label="Fixed seeds, from the current weights", type="filepath", format="png",
-                    elem_id="train-grid", elem_classes="enlarge", height=300,
+                    label="Fixed seeds, from the current weights",
+                    type="filepath",
+                    format="png",
+                    elem_id="train-grid",
+                    elem_classes="enlarge",
+                    height=300,
                 )
             download = gr.File(label="Your checkpoint (.zip)", elem_id="train-download")
             with gr.Accordion("Push it to the Hugging Face Hub", open=False):
@@ -439,7 +477,12 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
                 brought_repo = gr.Textbox(label="Or a Hub repo (OWNER/NAME[@REVISION])", elem_id="train-bring-repo")
                 load_button = gr.Button("Load into the lab", size="sm", elem_id="train-load")
             scrubber = gr.Slider(
-                0, 1, value=0, step=1, label="Training time: scrub through the snapshots", visible=False,
+                0,
+                1,
+                value=0,
+                step=1,
+                label="Training time: scrub through the snapshots",
+                visible=False,
                 elem_id="train-scrubber",
             )
             with gr.Row():
@@ -452,14 +495,21 @@ def render(lab: Lab, store: OutputStore, demo: gr.Blocks, pickers: list[gr.Dropd
     family.change(recipe_defaults, family, [lr, batch_size, width], api_visibility="private")
     inputs = [family, classes, images, budget, lr, batch_size, width]
     started = start.click(
-        bind(train, trainer), inputs, [status, plot, snapshot, download, *pickers], api_name="train",
-        concurrency_limit=None, show_progress="minimal",
+        bind(train, trainer),
+        inputs,
+        [status, plot, snapshot, download, *pickers, class_picker],
+        api_name="train",
+        concurrency_limit=None,
+        show_progress="minimal",
     )
     started.then(bind(timeline, trainer), None, [scrubber, frame, gif], api_visibility="private")
     halt.click(bind(train_stop, trainer), None, status, api_name="train_stop", concurrency_limit=None, queue=False)
     push_button.click(bind(train_push, trainer), [repo, token], status, api_name="train_push")
     load_button.click(
-        bind(load_checkpoint, trainer), [brought, brought_repo], [status, *pickers], api_name="load_checkpoint"
+        bind(load_checkpoint, trainer),
+        [brought, brought_repo],
+        [status, *pickers, class_picker],
+        api_name="load_checkpoint",
     )
     scrubber.input(bind(scrub, trainer), scrubber, [frame, frame_info], api_visibility="private", queue=False)
     demo.unload(bind(ended, trainer))
@@ -471,5 +521,3 @@ def runner_for(lab: Lab, slots: int, max_minutes: float) -> JobRunner:
 
     root = OUTPUT_DIR / "train" / uuid.uuid4().hex[:12]
     return JobRunner(root, slots=slots, max_minutes=max_minutes, device=lab.device.type)
-
-
