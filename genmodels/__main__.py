@@ -4,6 +4,8 @@ python -m genmodels sample --model dcgan --num 64 --seed 0 --out grid.png
 python -m genmodels sample --model vae --num 16 --seed 3 --temperature 0.8 --out z.npy
 python -m genmodels sample --model cgan --label Sneaker --num 64 --seed 0 --out sneakers.png
 python -m genmodels sample --model flow --label Bag --steps 12 --guidance 3 --out bags.png
+python -m genmodels sample --model flow --num 5000 --out flow.npy      # balanced over the ten classes
+python -m genmodels sample --model flow --label any --num 64 --out any.png   # flow without a class
 python -m genmodels evaluate [--models dcgan vae] [--num 10000] [--json]
 python -m genmodels push --model dcgan --repo OWNER/NAME [--checkpoint FOLDER] [--private]
 python -m genmodels models
@@ -17,15 +19,36 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from .data import class_index
+from .data import CLASS_NAMES, class_index, to_uint8
 from .device import DEVICE_CHOICES
 from .images import save_images
 from .registry import MODELS, generative_names, get_entry, load_model
 
+SAMPLE_BATCH = 256  # images per forward pass: a flow batch of 256 at 6 steps holds ~0.3 GB of activations
+MAX_SAMPLES = 100_000  # per command (as uint8, 78 MB)
+
+
+def sample_labels(entry, label: str | None, num: int) -> torch.Tensor | None:
+    """The class of each of `num` images: one class for all (--label), or for a conditional model without
+    --label the ten classes in turn (image i is class i mod 10), balanced as an evaluation wants;
+    None: no class (an unconditional model, or flow with --label any)."""
+    if not entry.conditional:
+        if label is not None:
+            raise ValueError(f"--label applies to conditional models only; {entry.name} is unconditional.")
+        return None
+    if label is not None and label.strip().lower() == "any":
+        if not entry.ode:
+            raise ValueError(f"{entry.name} draws one class at a time; --label any is for flow.")
+        return None
+    if label is not None:
+        return torch.full((num,), class_index(label), dtype=torch.long)
+    return torch.arange(num) % len(CLASS_NAMES)
+
 
 def _sample(args: argparse.Namespace) -> None:
-    """Draw images from a generative model and save them as a PNG grid or a .npy array."""
+    """Draw images from a generative model, in batches, into a PNG grid or a .npy array."""
     entry = get_entry(args.model)
     knobs = {"truncation": args.truncation, "temperature": args.temperature, "guidance": args.guidance}
     kwargs = {name: value for name, value in knobs.items() if value is not None}
@@ -36,14 +59,34 @@ def _sample(args: argparse.Namespace) -> None:
         if not entry.ode:
             raise ValueError(f"--steps applies to the flow model only; {entry.name} draws in one pass.")
         kwargs["steps"] = args.steps
-    if entry.conditional:
-        kwargs["label"] = class_index(args.label if args.label is not None else 0)
-    elif args.label is not None:
-        raise ValueError(f"--label applies to conditional models only; {entry.name} is unconditional.")
+    if not 1 <= args.num <= MAX_SAMPLES:
+        raise ValueError(f"--num must be between 1 and {MAX_SAMPLES}, got {args.num}.")
+    labels = sample_labels(entry, args.label, args.num)
     model = load_model(entry.name, device=args.device, source=args.checkpoint)
-    images = model.sample(args.num, seed=args.seed, **kwargs)  # (N, 1, 28, 28) in [-1, 1]
+    drawn = []  # uint8 batches: memory grows by 784 bytes per image, not by a batch's activations
+    with tqdm(total=args.num, unit="image", desc=f"sampling {entry.name}", disable=args.num <= SAMPLE_BATCH) as bar:
+        for start in range(0, args.num, SAMPLE_BATCH):
+            count = min(SAMPLE_BATCH, args.num - start)
+            if entry.conditional:  # (None: flow without a class)
+                kwargs["label"] = None if labels is None else labels[start : start + count].to(model_device(model))
+            drawn.append(to_uint8(model.sample(count, seed=args.seed + start, **kwargs)))
+            bar.update(count)
+    images = torch.cat(drawn).float()[:, None].div(127.5).sub(1.0)  # back to [-1, 1]: the same uint8 again
     path = save_images(images, args.out)
-    print(f"Wrote {args.num} {entry.name} samples (seeds {args.seed}..{args.seed + args.num - 1}) to {path}")
+    classes = (
+        ""
+        if not entry.conditional
+        else " of no class"
+        if labels is None
+        else f" of class {CLASS_NAMES[int(labels[0])]}"
+        if args.label is not None
+        else ", the ten classes in turn"
+    )
+    print(f"Wrote {args.num} {entry.name} samples{classes} (seeds {args.seed}..{args.seed + args.num - 1}) to {path}")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -105,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--guidance", type=float, default=None, help="flow: classifier-free guidance (default: the checkpoint's)"
     )
-    sample.add_argument("--label", default=None, help="conditional models: class index 0-9 or name, e.g. Sneaker")
+    sample.add_argument(
+        "--label",
+        default=None,
+        help="conditional models: class index 0-9 or name, e.g. Sneaker (default: the ten in turn; flow: any = none)",
+    )
     sample.add_argument("--device", default="cpu", choices=DEVICE_CHOICES, help="where to run the model")
     sample.add_argument("--checkpoint", default=None, help="checkpoint folder instead of the bundled one")
     sample.set_defaults(func=_sample)

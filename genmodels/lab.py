@@ -361,6 +361,12 @@ class Lab:
 
     # --- latent studio -----------------------------------------------------------------------
 
+    @torch.inference_mode()
+    def guess_class(self, image: np.ndarray) -> str:
+        """The bundled classifier's class for a prepared 28x28 uint8 image, by name."""
+        probabilities = self.model("classifier", generative=False).predict(to_tensor(image).to(self.device))
+        return CLASS_NAMES[int(probabilities.argmax())]
+
     def invert(
         self, model: str, image: np.ndarray, mask: np.ndarray | None = None, label: int | str = 0, progress=None
     ) -> Inversion:

@@ -97,3 +97,31 @@ def test_flow_takes_steps_and_guidance(tmp_path, capsys):
     assert code == 2 and "flow" in err
     code, _, err = run(*flow, "--steps", "0", "--out", str(tmp_path / "y.png"), capsys=capsys)
     assert code == 2 and "Steps" in err
+
+
+def test_a_conditional_model_without_a_label_draws_the_ten_classes_in_turn_in_batches(tmp_path, capsys, monkeypatch):
+    """cGAN, 23 images in batches of 5 with a progress bar: image i is seed i's sample of class i mod 10,
+    the pixels of drawing it alone; flow with --label any draws without a class."""
+    import genmodels.__main__ as command
+    from genmodels.data import to_uint8
+    from genmodels.registry import load_model
+
+    monkeypatch.setattr(command, "SAMPLE_BATCH", 5)
+    out = tmp_path / "c.npy"
+    code, printed, bar = run(
+        "sample", "--model", "cgan", "--num", "23", "--seed", "4", "--out", str(out), capsys=capsys
+    )
+    assert code == 0 and "the ten classes in turn" in printed and "23/23" in bar
+    cgan = load_model("cgan")
+    alone = np.stack([to_uint8(cgan.sample(1, seed=4 + i, label=i % 10))[0].numpy() for i in range(23)])
+    assert np.array_equal(np.load(out), alone)
+
+    out = tmp_path / "f.npy"
+    flow = ("sample", "--model", "flow", "--num", "2", "--steps", "2", "--out", str(out))
+    assert run(*flow, "--label", "any", capsys=capsys)[0] == 0
+    unconditional = to_uint8(load_model("flow").sample(2, seed=0, label=None, steps=2)).numpy()
+    assert np.array_equal(np.load(out), unconditional)
+    code, _, err = run("sample", "--model", "cgan", "--label", "any", "--out", str(out), capsys=capsys)
+    assert code == 2 and "--label any is for flow" in err
+    code, _, err = run("sample", "--model", "dcgan", "--num", "1000000", "--out", str(out), capsys=capsys)
+    assert code == 2 and "--num must be between 1 and 100000" in err
