@@ -50,13 +50,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
-from torchvision.utils import save_image
 from tqdm import tqdm
 
 from genmodels.checkpoint import load_training_state, save_training_state
 from genmodels.data import CLASS_NAMES, FashionMNIST, batches, class_index, load_fashion_mnist
 from genmodels.device import DEVICE_CHOICES, resolve_device
 from genmodels.hub import model_card, push_folder, save_atomic, write_atomic
+from genmodels.images import grid, png_bytes
 
 DRY_RUN_IMAGES = 256  # training images used by --dry-run
 DRY_RUN_MAX_EPOCHS = 2
@@ -299,10 +299,7 @@ class Run:
             return None
         now = time.perf_counter()
         path = self.folder / "snapshots" / f"step_{self.step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".tmp-" + path.name)
-        save_image(images.float(), tmp, nrow=8, normalize=True, value_range=(-1, 1), padding=2)
-        tmp.replace(path)
+        write_atomic(path, png_bytes(grid(images.float(), nrow=8)))
         line: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "elapsed_s": round(self.elapsed(), 2)}
         if self.budget_s is not None:
             line["budget_s"] = self.budget_s
@@ -359,10 +356,7 @@ class Run:
         path = self.folder / "samples" / f"epoch_{self.epoch:03d}.png"
         if not self.dist.main:
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".tmp-" + path.name)
-        save_image(images, tmp, nrow=8, normalize=True, value_range=(-1, 1), padding=2)
-        tmp.replace(path)
+        write_atomic(path, png_bytes(grid(images.float(), nrow=8)))
         return path
 
     def save(
