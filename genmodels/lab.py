@@ -88,7 +88,7 @@ class RoundTrip:
     samples: np.ndarray  # (ROUNDTRIP_SAMPLES, 28, 28) decoded from z ~ q(z|x)
 
 
-def check_int(name: str, value: float | int, low: int, high: int) -> int:
+def check_int(name: str, value: float, low: int, high: int) -> int:
     """`value` as an int in [low, high], or a ValueError naming `name` (NaN, inf, fractions refused)."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{name} must be a whole number between {low} and {high}.")
@@ -192,6 +192,13 @@ class Lab:
     def generative(self) -> list[str]:
         """Names of the loaded generative models, in registry order."""
         return [name for name in self.models if MODELS[name].generative]
+
+    def best_generative(self) -> str | None:
+        """The loaded generative model with the lowest FIDc in its model card (else the first one)."""
+        scored = [
+            (self.metrics[name]["FIDc"], name) for name in self.generative() if "FIDc" in self.metrics.get(name, {})
+        ]
+        return min(scored)[1] if scored else next(iter(self.generative()), None)
 
     def add_yours(self, name: str, folder: str | Path) -> torch.nn.Module:
         """Load a user's checkpoint folder as model `name` ("yours-<family>-<id>"), kept until `drop_yours`.

@@ -89,7 +89,7 @@ def set_slider(page, selector: str, value: float) -> None:
 @needs_browser
 def test_generate_tab(page):
     open_tab(page, "Generate")
-    first = image_source(page, "#generate-grid")  # the page generates once when it opens
+    first = image_source(page, "#generate-grid")  # the defaults' grid, drawn when the page was built
     page.locator("#generate-seed input").fill("42")
     page.locator("#generate-button").click()
     page.wait_for_function(
@@ -111,17 +111,16 @@ def test_generate_tab(page):
 
 
 @needs_browser
-def test_generate_with_the_flow_model(page):
+def test_generate_opens_on_the_best_model_the_flow_and_follows_its_steps(page):
+    """Generate opens on the flow (the lowest FIDc among the cards) with its grid already drawn and its
+    own controls shown; fewer ODE steps redraw it with no click."""
     page.goto(page.url.split("?")[0])
     open_tab(page, "Generate")
     first = image_source(page, "#generate-grid")
-    page.locator("#generate-model input").click()
-    page.get_by_role("option", name="flow", exact=True).click()
-    page.locator("#generate-steps").wait_for(state="visible")  # flow's own controls appear
-    page.locator("#generate-button").click()
-    flow_grid = changed_source(page, "#generate-grid", first)
+    assert page.locator("#generate-model input").input_value() == "flow"
+    page.locator("#generate-steps").wait_for(state="visible")
     set_slider(page, "#generate-steps", 4)  # live: fewer ODE steps, a new grid with no click
-    changed_source(page, "#generate-grid", flow_grid)
+    changed_source(page, "#generate-grid", first)
     page.screenshot(path=ARTIFACTS / "generate-flow.png", full_page=True)
 
 
@@ -178,7 +177,10 @@ def test_edit_tab(page):
 def test_denoise_tab_streams_scrubs_and_compares_guidance(page):
     page.goto(page.url.split("?")[0])
     open_tab(page, "Denoise")
+    opened = image_source(page, "#denoise-picture")  # seed 0's path, shown when the tab first opens
+    page.locator("#denoise-seed input").fill("3")
     page.locator("#denoise-button").click()
+    changed_source(page, "#denoise-picture", opened)  # streaming: the run's first frame replaced it
     page.locator("#denoise-info").get_by_text("step 6 of 6").wait_for()
     last = image_source(page, "#denoise-picture")
     assert natural_size(page, "#denoise-picture") == (2 * 28 + 2, 28), "x_t beside the predicted clean image"
@@ -243,9 +245,12 @@ def test_a_shared_link_restores_the_settings_and_json_loads_back(page):
 def test_studio_and_map_tabs(page):
     page.goto(page.url.split("?")[0])
     open_tab(page, "Studio")
+    image_source(page, "#studio-slider")  # seed 0's, shown when the tab first opens
+    opened = page.locator("#studio-slider img").nth(1).get_attribute("src")
+    page.locator("#studio-seed-value input").fill("5")
     page.locator("#studio-seed").click()
-    seed_image = image_source(page, "#studio-slider")
-    page.wait_for_function("() => document.querySelector('#studio-info')?.innerText.includes('Seed 0 in dcgan')")
+    seed_image = changed_source(page, "#studio-slider", opened, index=1)
+    page.wait_for_function("() => document.querySelector('#studio-info')?.innerText.includes('Seed 5 in dcgan')")
     set_slider(page, "#studio-amount", 3)  # live: the picture follows the slider, before Apply
     page.wait_for_function(
         "() => document.querySelector('#studio-info')?.innerText.includes('+3 towards Sneaker')", timeout=120_000
@@ -259,7 +264,7 @@ def test_studio_and_map_tabs(page):
     moved = changed_source(page, "#studio-slider", seed_image, index=1)
     page.locator("#studio-undo").click()
     assert changed_source(page, "#studio-slider", moved, index=1) == seed_image, "Undo brings the seed's image back"
-    page.get_by_text("Back to result 1", exact=False).first.wait_for()
+    page.get_by_text("Back to result 2", exact=False).first.wait_for()  # after seed 0's, which the tab opened on
     page.screenshot(path=ARTIFACTS / "studio.png", full_page=True)
 
     open_tab(page, "Map")

@@ -295,3 +295,39 @@ def test_gradio_patches_apply_once_for_their_version_and_the_docs_table_lists_ea
     monkeypatch.setattr(gr, "__version__", "7.0.0")
     with pytest.raises(RuntimeError, match="written for Gradio 6.31.0, found 7.0.0"):
         patches.apply()
+
+
+def test_every_tab_opens_on_a_result_and_generate_on_the_best_model(lab):
+    """Each tab's main output holds its defaults' result when the page is built (no request needed);
+    Generate opens on the model whose card has the lowest FIDc, with its knobs shown."""
+    from genmodels.hub import card_metrics
+    from genmodels.registry import MODELS
+
+    demo = build_demo(lab)
+    blocks = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    for elem_id in (
+        "generate-grid",
+        "roundtrip-slider",
+        "interpolate-strip",
+        "edit-slider",
+        "studio-slider",
+        "denoise-picture",
+    ):
+        assert blocks[elem_id].value, f"{elem_id} opens empty"
+    fidc = {
+        name: card_metrics(entry.checkpoint_path)["FIDc"]
+        for name, entry in MODELS.items()
+        if entry.generative and "FIDc" in card_metrics(entry.checkpoint_path)
+    }
+    best = min(fidc, key=fidc.get)
+    assert blocks["generate-model"].value == best
+    assert blocks["generate-steps"].visible == MODELS[best].ode, "the best model's own knobs are shown"
+    assert "**Inverted" not in blocks["studio-info"].value and "Seed 0" in blocks["studio-info"].value
+
+
+def test_the_page_intro_names_every_tab(lab):
+    from ui import texts
+
+    demo = build_demo(lab, training={"slots": 1, "max_minutes": 1})
+    tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert len(tabs) == 8 and all(f"**{tab}**" in texts.INTRO for tab in tabs), tabs

@@ -149,6 +149,22 @@ def user_error(message: str, where: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def first_sight(handler: Callable, *args) -> tuple | None:
+    """What a tab shows before anyone asks: its handler's answer to its default inputs, computed once when
+    the page is built, so every visitor sees a result without sending a request (nothing to wait for
+    under load). A streaming handler's last answer; None, logged, when it cannot be computed (a model
+    whose checkpoint did not load)."""
+    try:
+        result = handler(*args)
+        if inspect.isgenerator(result):
+            answers = list(result)  # a streaming handler's answers; the last is what it shows at the end
+            result = answers[-1] if answers else None
+    except (gr.Error, ValueError, OSError) as exc:
+        logger.warning("A tab opens empty: %s", exc)
+        return None
+    return result if isinstance(result, tuple) else (result,)
+
+
 def friendly(fn: Callable) -> Callable:
     """Turn the library's ValueError into a gr.Error the page shows; the server keeps serving.
 

@@ -13,7 +13,7 @@ from genmodels.lab import ANY_CLASS, MAX_APP_SEED, Lab
 from genmodels.settings import DEFAULTS
 
 from . import texts
-from .components import CLASS_CHOICES, bind, friendly, gif_output, image_input, read_upload, to_uint8_list
+from .components import CLASS_CHOICES, bind, first_sight, friendly, gif_output, image_input, read_upload, to_uint8_list
 from .files import OutputStore
 from .interpolate import gif
 
@@ -99,6 +99,9 @@ def compare_guidance(
 
 def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
     """Lay out the Denoise tab and wire its events; returns its model picker (a user's flow models join it)."""
+    # It opens on its defaults' path (seed 0, a sneaker), as "Run and watch" would show it.
+    shown = first_sight(bind(denoise, lab, store), 0, CLASS_NAMES[7]) or (None, None, None, None, None)
+    total = len(shown[4]["frames"]) - 1 if shown[4] else DEFAULTS["steps"]
     gr.Markdown(texts.DENOISE)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -115,21 +118,22 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
                 side = gr.Button("Guidance side by side", elem_id="guidance-button")
         with gr.Column(scale=2):
             picture = gr.Image(
+                shown[0],
                 label="x_t (left) and the predicted clean image (right)",
                 format="png",
                 elem_id="denoise-picture",
                 elem_classes="enlarge",
                 height=300,
             )
-            info = gr.Markdown(elem_id="denoise-info")
+            info = gr.Markdown(shown[1], elem_id="denoise-info")
             step = gr.Slider(
-                0, DEFAULTS["steps"], value=0, step=1, label="Step", interactive=False, elem_id="denoise-step"
+                0, total, value=total, step=1, label="Step", interactive=shown[4] is not None, elem_id="denoise-step"
             )
-            animation = gif_output("The path (GIF)", 220, elem_id="denoise-animation")
+            animation = gif_output("The path (GIF)", 220, value=shown[3], elem_id="denoise-animation")
             row_out = gr.Gallery(
                 label="Guidance side by side", columns=3, format="png", height=220, elem_id="guidance-row"
             )
-    path = gr.State(None)
+    path = gr.State(shown[4])
     run.click(
         bind(denoise, lab, store),
         [seed, label, steps, guidance, image, strength, model],
@@ -138,7 +142,5 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
         show_progress="minimal",
     )
     step.input(show_step, [path, step], [picture, info], api_visibility="private", show_progress="hidden")
-    side.click(
-        bind(compare_guidance, lab), [seed, label, steps, guidance, model], row_out, api_name="compare_guidance"
-    )
+    side.click(bind(compare_guidance, lab), [seed, label, steps, guidance, model], row_out, api_name="compare_guidance")
     return model

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from genmodels.data import EXAMPLES_DIR
 from genmodels.editing import EditParams
 from genmodels.flow import REALIZE_STRENGTH
 from genmodels.lab import ANY_CLASS, Lab
 
 from . import texts
-from .components import CLASS_CHOICES, LIVE, bind, friendly, image_input, read_upload
+from .components import CLASS_CHOICES, LIVE, bind, first_sight, friendly, image_input, read_upload
 
 
 @friendly
@@ -96,11 +97,17 @@ def realize_controls(elem_prefix: str) -> tuple:
 
 
 def render(lab: Lab) -> None:
-    """Lay out the Edit tab and wire its events: every control previews while it moves."""
+    """Lay out the Edit tab and wire its events: every control previews while it moves. It opens on the
+    first example, unedited, and its projection."""
+    examples = sorted(EXAMPLES_DIR.glob("*.png"))
+    example = str(examples[0]) if examples else None
+    shown = (first_sight(bind(edit, lab), example) if example else None) or (None, None, None)
     gr.Markdown(texts.EDIT)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            image = image_input("Upload an image", elem_id="edit-upload")
+            image = image_input(
+                "Upload an image", value=example if shown[0] is not None else None, elem_id="edit-upload"
+            )
             crop = gr.Slider(0.3, 1.0, value=1.0, step=0.05, label="Crop: central fraction kept")
             angle = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)", elem_id="edit-angle")
             with gr.Row():
@@ -116,8 +123,11 @@ def render(lab: Lab) -> None:
             run = gr.Button("Apply and project onto the model", variant="primary", elem_id="edit-button")
         with gr.Column(scale=2):
             with gr.Row():
-                prepared = gr.Image(label="Your image at 28x28", format="png", elem_classes="enlarge", height=300)
+                prepared = gr.Image(
+                    shown[0], label="Your image at 28x28", format="png", elem_classes="enlarge", height=300
+                )
                 edited = gr.Image(
+                    shown[1],
                     label="Edited (live preview)",
                     format="png",
                     elem_id="edit-preview",
@@ -126,7 +136,11 @@ def render(lab: Lab) -> None:
                 )
             with gr.Row():
                 slider = gr.ImageSlider(
-                    label="Edited / projected onto the VAE", format="png", elem_classes="enlarge", elem_id="edit-slider"
+                    shown[2],
+                    label="Edited / projected onto the VAE",
+                    format="png",
+                    elem_classes="enlarge",
+                    elem_id="edit-slider",
                 )
                 realized = gr.ImageSlider(
                     label="Edited / realized by the flow model",

@@ -14,7 +14,7 @@ from genmodels.registry import MODELS, family_of
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
-from .components import CLASS_CHOICES, LIVE, bind, class_choices, friendly, label_visibility, to_uint8_list
+from .components import LIVE, bind, class_choices, first_sight, friendly, label_visibility, to_uint8_list
 
 # Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
 LINK_JS = """
@@ -91,6 +91,9 @@ def singles(
     return [(image, f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
 
 
+GENERATE_ARGS = ("model", "seed", "num", "truncation", "temperature", "compare", "label", "steps", "guidance")
+
+
 def setting_values(settings: dict) -> tuple:
     """Checked settings as the Generate controls' values, in DEFAULTS' order."""
     return tuple(settings[key] for key in DEFAULTS)
@@ -121,7 +124,7 @@ def settings(
         guidance: flow's classifier-free guidance.
     """
     values = dict(zip(DEFAULTS, (model, seed, num, truncation, temperature, label, steps, guidance)))
-    return settings_json(values, lab.generative())
+    return settings_json(values, models_best_first(lab))
 
 
 @friendly
@@ -131,20 +134,31 @@ def load_settings(lab: Lab, text: str) -> tuple:
     Args:
         text: a JSON object with any of model, seed, num, truncation, temperature, label, steps and guidance.
     """
-    return setting_values(parse_settings(text, lab.generative()))
+    return setting_values(parse_settings(text, models_best_first(lab)))
 
 
-def settings_from_url(lab: Lab, request: gr.Request) -> tuple:
-    """On page load: the settings in the address (?model=cgan&seed=3...), if any, else leave the controls."""
+def open_link(lab: Lab, request: gr.Request):
+    """On page load, a shared link's settings (?model=cgan&seed=3...) and their images; without any,
+    nothing to do: the page already shows its defaults' images, made once when it was built."""
     params = dict(request.query_params) if request is not None else {}
     params = {key: value for key, value in params.items() if key in DEFAULTS}
+    skip = tuple(gr.skip() for _ in range(len(DEFAULTS) + 3))
     if not params:
-        return tuple(gr.skip() for _ in DEFAULTS)
+        return skip
     try:
-        return setting_values(check_settings(params, lab.generative()))
+        values = setting_values(check_settings(params, models_best_first(lab)))
     except ValueError as exc:
         gr.Warning(f"The link's settings were not applied: {exc}")
-        return tuple(gr.skip() for _ in DEFAULTS)
+        return skip
+    model, seed, num, truncation, temperature, label, steps, guidance = values
+    tiles, _ = generate(lab, model, seed, num, truncation, temperature, False, label, steps, guidance)
+    return (*values, tiles, [], singles(lab, model, seed, num, truncation, temperature, False, label, steps, guidance))
+
+
+def models_best_first(lab: Lab) -> list[str]:
+    """The generative models, the one Generate opens on (`Lab.best_generative`) first."""
+    best = lab.best_generative()
+    return [best] + [name for name in lab.generative() if name != best] if best else []
 
 
 def random_seed() -> int:
@@ -190,7 +204,12 @@ def show_if(visible: bool) -> dict:
 def render(lab: Lab) -> dict:
     """Lay out the Generate tab and wire its events; returns what the page wires on load."""
     generative = lab.generative()
-    default_model = generative[0] if generative else None
+    default_model = lab.best_generative()  # the lowest FIDc in its model card
+    entry = MODELS.get(family_of(default_model))
+    knob = entry.sample_knob if entry else None
+    defaults = dict(DEFAULTS, model=default_model, compare=False)
+    shown = first_sight(bind(generate, lab), *[defaults[key] for key in GENERATE_ARGS]) or (None, [])
+    gallery_shown = first_sight(bind(singles, lab), *[defaults[key] for key in GENERATE_ARGS]) or (None,)
     gr.Markdown(texts.GENERATE)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -202,15 +221,19 @@ def render(lab: Lab) -> dict:
                 )
                 dice = gr.Button("🎲 Random", scale=1, min_width=60)
             num = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images", elem_id="generate-num")
-            truncation = gr.Slider(0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)")
-            temperature = gr.Slider(0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature", visible=False)
+            truncation = gr.Slider(
+                0, MAX_TRUNCATION, value=0, step=0.05, label="Truncation (0 = off)", visible=knob == "truncation"
+            )
+            temperature = gr.Slider(
+                0, MAX_TEMPERATURE, value=1, step=0.05, label="Temperature", visible=knob == "temperature"
+            )
             steps = gr.Slider(
                 1,
                 MAX_SAMPLING_STEPS,
                 value=DEFAULTS["steps"],
                 step=1,
                 label="Steps (ODE)",
-                visible=False,
+                visible=bool(entry and entry.ode),
                 elem_id="generate-steps",
             )
             guidance = gr.Slider(
@@ -219,10 +242,15 @@ def render(lab: Lab) -> dict:
                 value=DEFAULTS["guidance"],
                 step=0.1,
                 label="Guidance",
-                visible=False,
+                visible=bool(entry and entry.ode),
                 elem_id="generate-guidance",
             )
-            label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[0], label="Class", visible=False)
+            label = gr.Dropdown(
+                class_choices(default_model),
+                value=CLASS_NAMES[0],
+                label="Class",
+                visible=bool(entry and entry.conditional),
+            )
             compare = gr.Checkbox(
                 False, label="Compare: the same seeds through every model", elem_id="generate-compare"
             )
@@ -240,6 +268,7 @@ def render(lab: Lab) -> dict:
                     load = gr.Button("Load these settings", size="sm", elem_id="load-settings")
         with gr.Column(scale=2):
             picture = gr.Image(
+                shown[0],
                 label="Grid",
                 format="png",
                 elem_id="generate-grid",
@@ -250,7 +279,9 @@ def render(lab: Lab) -> dict:
             comparison = gr.Gallery(
                 label="Compare", columns=3, visible=False, format="png", elem_id="generate-comparison"
             )
-            gallery = gr.Gallery(label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery")
+            gallery = gr.Gallery(
+                gallery_shown[0], label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery"
+            )
 
     inputs = [model, seed, num, truncation, temperature, compare, label, steps, guidance]
     outputs = [picture, comparison]
@@ -282,4 +313,4 @@ def render(lab: Lab) -> dict:
     copy.click(bind(settings, lab), controls, settings_text, api_name="settings")
     loaded = load.click(bind(load_settings, lab), settings_text, controls, api_name="load_settings")
     on_generate(loaded.success, api_visibility="private")
-    return {"settings": controls, "on_generate": on_generate, "model": model, "label": label}
+    return {"settings": controls, "shown": [picture, comparison, gallery], "model": model, "label": label}

@@ -13,6 +13,7 @@ from .components import (
     CLASS_CHOICES,
     LIVE,
     bind,
+    first_sight,
     friendly,
     gif_output,
     image_input,
@@ -84,10 +85,15 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
     """Lay out the Interpolate tab and wire its events; returns its model picker (which gains
     a user's own models)."""
     generative = lab.generative()
+    first = generative[0] if generative else None
+    # It opens on seed 0 to seed 1 in the first model (its defaults): the strip, the GIF and the middle.
+    shown = first_sight(bind(interpolate, lab, store), first, 0, 1) if first else None
+    middle = first_sight(bind(scrub, lab), first, 0, 1, 0.5) if shown else None
+    shown, middle = shown or (None, None), middle or (None,)
     gr.Markdown(texts.INTERPOLATE)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            model = gr.Dropdown(generative, value=generative[0] if generative else None, label="Model")
+            model = gr.Dropdown(generative, value=first, label="Model")
             with gr.Row():
                 seed_a = gr.Number(0, label="Seed A", precision=0, minimum=0)
                 seed_b = gr.Number(1, label="Seed B", precision=0, minimum=0)
@@ -101,7 +107,7 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
             run = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
         with gr.Column(scale=2):
             strip = gr.Image(
-                label="Path from A to B", format="png", elem_id="interpolate-strip", elem_classes="enlarge"
+                shown[0], label="Path from A to B", format="png", elem_id="interpolate-strip", elem_classes="enlarge"
             )
             with gr.Row():
                 position = gr.Slider(
@@ -113,9 +119,14 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
                     elem_id="interpolate-position",
                 )
                 frame = gr.Image(
-                    label="Here", format="png", elem_classes="enlarge", height=200, elem_id="interpolate-frame"
+                    middle[0],
+                    label="Here",
+                    format="png",
+                    elem_classes="enlarge",
+                    height=200,
+                    elem_id="interpolate-frame",
                 )
-            animation = gif_output("Animation (GIF)", 300)
+            animation = gif_output("Animation (GIF)", 300, value=shown[1])
     inputs = [model, seed_a, seed_b, steps, method, image_a, image_b, label]
     outputs = [strip, animation]
     handler = bind(interpolate, lab, store)

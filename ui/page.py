@@ -6,11 +6,10 @@ import gradio as gr
 
 from genmodels.lab import Lab
 
-from . import denoise, edit, generate, interpolate, latent_map, roundtrip, studio, texts, train
+from . import denoise, edit, generate, interpolate, latent_map, patches, roundtrip, studio, texts, train
 from .components import bind
 from .files import OutputStore
 from .guard import GuardedBlocks
-from . import patches
 from .serving import queue
 
 
@@ -61,8 +60,8 @@ def build_demo(
                 runner = train.runner_for(lab, **training)
                 train.render(lab, store, demo, pickers, generated["label"], runner)
         gr.api(ping, api_name="ping")
-        # The page opens on the settings in its address (a shared link), then generates.
-        loaded = demo.load(bind(generate.settings_from_url, lab), None, generated["settings"], api_visibility="private")
-        generated["on_generate"](loaded.then, api_visibility="private")
+        # The page opens on its defaults' images, or a shared link's settings and theirs.
+        opened = [*generated["settings"], *generated["shown"]]
+        demo.load(bind(generate.open_link, lab), None, opened, api_visibility="private")
     queue(demo)
     return demo

@@ -13,7 +13,7 @@ from genmodels.lab import ANY_CLASS, Lab
 from genmodels.preprocess import PREPARATIONS, Prepared
 
 from . import texts
-from .components import Sketchpad, bind, friendly, image_input, read_upload
+from .components import Sketchpad, bind, first_sight, friendly, image_input, read_upload
 from .edit import realize_controls
 
 
@@ -81,11 +81,17 @@ def posterior_frame(mu: np.ndarray, std: np.ndarray) -> pd.DataFrame:
 
 
 def render(lab: Lab) -> None:
-    """Lay out the Round trip tab and wire its events."""
+    """Lay out the Round trip tab and wire its events; it opens on the first example's round trip."""
+    examples = sorted(EXAMPLES_DIR.glob("*.png"))
+    example = str(examples[0]) if examples else None
+    shown = first_sight(bind(roundtrip, lab), example) if example else None
+    shown = shown or (None,) * 6
     gr.Markdown(texts.ROUNDTRIP)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            image = image_input("Upload an image", elem_id="roundtrip-upload")
+            image = image_input(
+                "Upload an image", value=example if shown[0] is not None else None, elem_id="roundtrip-upload"
+            )
             sketch = Sketchpad(label="…or draw one (used when no image is uploaded)", canvas_size=(420, 420))
             seed = gr.Number(0, label="Seed of the posterior samples", precision=0, minimum=0)
             preparation = gr.Radio(
@@ -97,6 +103,7 @@ def render(lab: Lab) -> None:
             run = gr.Button("Reconstruct", variant="primary", elem_id="roundtrip-button")
         with gr.Column(scale=2):
             steps = gr.Gallery(
+                shown[0],
                 label="Preprocessing to 28x28 (empty when your picture is used as it is)",
                 columns=5,
                 format="png",
@@ -107,12 +114,16 @@ def render(lab: Lab) -> None:
             )
             with gr.Row():
                 slider = gr.ImageSlider(
-                    label="Before / after", format="png", elem_id="roundtrip-slider", elem_classes="enlarge"
+                    shown[1], label="Before / after", format="png", elem_id="roundtrip-slider", elem_classes="enlarge"
                 )
                 heat = gr.Image(
-                    label="Per-pixel error (black 0 → white 1)", format="png", elem_classes="enlarge", height=300
+                    shown[2],
+                    label="Per-pixel error (black 0 → white 1)",
+                    format="png",
+                    elem_classes="enlarge",
+                    height=300,
                 )
-            summary = gr.Markdown()
+            summary = gr.Markdown(shown[3], elem_id="roundtrip-summary")
             with gr.Accordion("Realize with the flow model instead: compare with the VAE's reconstruction", open=False):
                 realized = gr.ImageSlider(
                     label="Before / realized by the flow model",
@@ -122,10 +133,11 @@ def render(lab: Lab) -> None:
                 )
                 strength, label, realize_button = realize_controls("roundtrip")
             plot = gr.LinePlot(
-                x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
+                shown[4], x="dimension", y="value", color="statistic", label="Posterior q(z|x) per latent dimension"
             )
             # One picture, not a gallery of eight: each picture is a file to write, check and download.
             samples = gr.Image(
+                shown[5],
                 label="8 samples z ~ q(z|x) from the posterior, side by side",
                 format="png",
                 elem_id="roundtrip-samples",
@@ -140,7 +152,6 @@ def render(lab: Lab) -> None:
     realize_button.click(
         bind(roundtrip_realize, lab), [image, sketch, preparation, strength, label], realized, api_visibility="private"
     )
-    examples = sorted(EXAMPLES_DIR.glob("*.png"))
     if examples:
         gr.Examples(
             [[str(path)] for path in examples],

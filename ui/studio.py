@@ -22,6 +22,7 @@ from .components import (
     ImageEditor,
     Upload,
     bind,
+    first_sight,
     friendly,
     gif_output,
     gray,
@@ -349,17 +350,20 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
     """Lay out the Studio tab and wire its events; returns its model picker (which gains
     a user's own models)."""
     generative = lab.generative()
+    first = generative[0] if generative else None
+    # It opens on seed 0's latent in the first model (its defaults), as "Use seed" would bring it in.
+    shown = (first_sight(bind(studio_seed, lab), first, 0, ANY_CLASS) if first else None) or (None, None, None)
     movers = [name for name in generative if movable(name)]
     gr.Markdown(texts.STUDIO)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            model = gr.Dropdown(
-                generative, value=generative[0] if generative else None, label="Model", elem_id="studio-model"
-            )
+            model = gr.Dropdown(generative, value=first, label="Model", elem_id="studio-model")
             # "any class" first: a picture of any kind inverts well (flow: 29 dB, against 22 as a T-shirt)
             label = gr.Dropdown(CLASS_CHOICES, value=ANY_CLASS, label="Class", visible=False)
             with gr.Row():
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3)
+                seed = gr.Number(
+                    0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, scale=3, elem_id="studio-seed-value"
+                )
                 use_seed = gr.Button("Use seed", scale=1, min_width=80, elem_id="studio-seed")
             image = image_input("…or your image", elem_id="studio-upload")
             invert_button = gr.Button("Invert my image", variant="primary", elem_id="studio-invert")
@@ -376,9 +380,9 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
                 undo = gr.Button("↶ Undo", elem_id="studio-undo")
         with gr.Column(scale=2):
             slider = gr.ImageSlider(
-                label="Before / after", format="png", elem_id="studio-slider", elem_classes="enlarge"
+                shown[0], label="Before / after", format="png", elem_id="studio-slider", elem_classes="enlarge"
             )
-            info = gr.Markdown(elem_id="studio-info")
+            info = gr.Markdown(shown[1], elem_id="studio-info")
             classes_row = gr.Image(
                 label="This latent as every class (T-shirt/top … Ankle boot)",
                 format="png",
@@ -389,8 +393,8 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
             arithmetic_box = render_arithmetic()
             keyframe_box = render_keyframes()
             mask_box = render_mask_editor()
-    base = gr.State(None)
-    history = gr.State([])
+    base = gr.State(shown[2])
+    history = gr.State([] if shown[0] is None else [shown[0]])
 
     model.change(label_visibility, [model, label], label, api_visibility="private")
     brought_in = [

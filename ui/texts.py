@@ -13,8 +13,10 @@ img { image-rendering: pixelated; }
 
 INTRO = f"""
 # Latent Lab · Fashion-MNIST
-Generate clothes from random seeds, push your own pictures through a VAE and back, walk between
-latents and edit images, with small models trained on Fashion-MNIST's 60,000 28x28 images.
+Small models trained on Fashion-MNIST's 60,000 28x28 images: **Generate** clothes from random seeds,
+push your picture through a VAE and back (**Round trip**), walk between latents (**Interpolate**), edit
+images classically (**Edit**) and in latent space (**Studio**), watch the flow model turn noise into a
+picture (**Denoise**), explore the VAE's latent **Map**, and **Train** a model of your own.
 Same seed and settings give the same pixels. Uploads: PNG, JPEG, WebP, BMP, TIFF or GIF,
 at most {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS:,} pixels.
 """

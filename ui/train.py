@@ -20,9 +20,9 @@ import pandas as pd
 from PIL import Image
 
 from genmodels.data import CLASS_NAMES, to_tensor
+from genmodels.hub import HubRepo, download_checkpoint, push_folder
 from genmodels.images import gif_bytes, grid
 from genmodels.lab import ANY_CLASS, Lab
-from genmodels.hub import HubRepo, download_checkpoint, push_folder
 from genmodels.pictures import load_pictures
 from genmodels.registry import (
     MODELS,
