@@ -11,7 +11,7 @@ Every setting draws the same class-conditional set (seed i, class i mod 10) and 
 to the DCGAN at the same number of samples: FID falls as the number of samples grows, so only sets
 of the same size compare. Also the backend time for 16 images (one request's worth) per setting, on
 the threads torch has here (`--threads 1`: as the app computes each request). The default steps,
-guidance, guidance interval and autoguidance (weight and interval) in the flow's config come from this
+guidance, guidance interval and autoguidance (weight and interval) in the flow's config.json ("sampling") come from this
 table: each list varies one setting with the others at the config's values.
 """
 
@@ -59,8 +59,8 @@ def main() -> None:
     reference, _ = classifier_outputs(classifier, to_tensor(load_fashion_mnist("test").images))
     radii = kth_neighbour_distance(reference)
     flow = load_model("flow", args.device, args.checkpoint)
-    config = flow.config
-    defaults = (config.steps, config.guidance, config.guidance_below, config.autoguidance, config.autoguidance_below)
+    own = flow.sampling  # the checkpoint's settings; each row is the same weights with one changed
+    defaults = (own.steps, own.guidance, own.guidance_below, own.autoguidance, own.autoguidance_below)
     guide = "no guide network" if flow.guide is None else f"autoguidance {defaults[3]:g} at t <= {defaults[4]:g}"
     print(
         f"{args.num} samples per row; flow defaults: {defaults[0]} steps, guidance {defaults[1]:g} at "
@@ -86,11 +86,13 @@ def main() -> None:
     ]
     threads = torch.get_num_threads()
     for steps, guidance, below, autoguidance, autoguidance_below in settings:
-        config.guidance_below, config.autoguidance, config.autoguidance_below = below, autoguidance, autoguidance_below
-        images, labels = generate_set(flow, args.num, True, steps=steps, guidance=guidance)
+        tried = flow.with_sampling(
+            guidance_below=below, autoguidance=autoguidance, autoguidance_below=autoguidance_below
+        )
+        images, labels = generate_set(tried, args.num, True, steps=steps, guidance=guidance)
         row = score(classifier, reference, images, labels, radii)
         torch.set_num_threads(args.threads or threads)
-        seconds = time_16(flow, steps=steps, guidance=guidance)
+        seconds = time_16(tried, steps=steps, guidance=guidance)
         torch.set_num_threads(threads)
         print(
             f"| flow | {steps} | {guidance:g} | {below:g} | {autoguidance:g} | {autoguidance_below:g} | "

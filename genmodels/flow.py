@@ -29,9 +29,10 @@ The velocity network is a small U-Net (Ronneberger et al. 2015, as in DDPM): res
 normalisation is scaled and shifted by the time and class embedding, self-attention at 7x7.
 """
 
+import copy
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,21 @@ def check_strength(strength: float) -> float:
     return float(strength)
 
 
+@dataclass(frozen=True)
+class FlowSampling:
+    """How a flow checkpoint samples unless asked otherwise: its config.json's "sampling", read by the
+    page, the CLI and the tests; frozen (`FlowModel.with_sampling` makes a model with other settings)."""
+
+    steps: int = 6  # ODE steps (Heun: 2 evaluations each, the last step 1)
+    guidance: float = 3.7  # classifier-free guidance weight (1 = conditional only, 0 = unconditional)
+    guidance_below: float = 0.4  # guidance above 1 only where t <= this (1 = the whole path from the noise)
+    autoguidance: float = 1.75  # autoguidance weight where the model has a guide (1 = the model alone)
+    autoguidance_below: float = 0.5  # autoguidance only where t <= this
+
+
+SAMPLING_FIELDS = tuple(field.name for field in fields(FlowSampling))
+
+
 @dataclass
 class FlowConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # U-Net widths at 28, 14 and 7 px
@@ -67,12 +83,54 @@ class FlowConfig:
     attention_heads: int = 4  # self-attention at the 7x7 resolution (0 = none)
     num_classes: int = len(CLASS_NAMES)  # one more embedding, index num_classes, means "no class"
     label_dropout: float = 0.1  # training: share of labels replaced by "no class" (for guidance)
-    steps: int = 6  # default ODE steps for sampling (Heun: 2 evaluations per step, the last step 1)
-    guidance: float = 3.7  # default classifier-free guidance weight (1 = conditional only, 0 = unconditional)
-    guidance_below: float = 0.4  # guidance above 1 only where t <= this (1 = the whole path from the noise)
     guide: dict | None = None  # the FlowConfig of a smaller, shorter-trained flow for autoguidance (None: none)
-    autoguidance: float = 1.75  # autoguidance weight where the model has a guide (1 = the model alone)
-    autoguidance_below: float = 0.5  # autoguidance only where t <= this
+    sampling: dict = field(default_factory=lambda: asdict(FlowSampling()))  # a FlowSampling, as saved
+
+
+def upgraded_config(config: dict) -> dict:
+    """A flow config.json written before the sampling settings had their own "sampling" object (they were
+    fields of the config itself), in today's form; today's configs unchanged."""
+    if not isinstance(config, dict) or not any(name in config for name in SAMPLING_FIELDS):
+        return config
+    config = dict(config)
+    sampling = {name: config.pop(name) for name in SAMPLING_FIELDS if name in config}
+    config["sampling"] = {**asdict(FlowSampling()), **config.get("sampling", {}), **sampling}
+    if isinstance(config.get("guide"), dict):
+        config["guide"] = upgraded_config(config["guide"])
+    return config
+
+
+class FlowMatchHeun:
+    """The flow's ODE solver, dx/dt = v(x, t), on a uniform grid of times (diffusers'
+    FlowMatchHeunDiscreteScheduler takes the same steps; a test compares them).
+
+    Heun's method (the trapezoid of the velocities at both ends), except the last step into the image,
+    Euler's: the velocity at t = 0 exactly would be the noise of a clean image, which the network cannot
+    know (logit-normal training almost never shows it t near 0) and whose guess adds speckle (as EDM).
+    Each step also gives the clean image predicted at its start, x_0 = x_t - t v, exact on the straight
+    path when v is the true velocity.
+    """
+
+    def timesteps(self, steps: int, start: float = 1.0, end: float = 0.0) -> list[float]:
+        """`steps` + 1 equally spaced times from `start` to `end` (1 -> 0 samples, 0 -> 1 inverts)."""
+        return torch.linspace(start, end, steps + 1).tolist()
+
+    def step(self, velocity, x: torch.Tensor, t: float, t_next: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """x at t_next from x at t, given `velocity(x, t)`: (x at t_next, the clean image predicted at t)."""
+        dt = t_next - t
+        v = velocity(x, t)
+        if t_next == 0.0:
+            return x + dt * v, x - t * v
+        return x + dt * 0.5 * (v + velocity(x + dt * v, t_next)), x - t * v
+
+    def inverse_step(self, velocity, x: torch.Tensor, t: float, t_next: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inverting, the first step, out of the image x at t (= 0): undo sampling's last (Euler) step, i.e.
+        find y with y - (t_next - t) v(y, t_next) = x, by fixed-point iteration from y = x, so the
+        network is not asked about t = 0 here either. (y at t_next, x)."""
+        y = x
+        for _ in range(INVERSION_ITERATIONS):
+            y = x + (t_next - t) * velocity(y, t_next)
+        return y, x
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -172,13 +230,15 @@ class FlowModel(
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
         self.guide = self.build_guide(config)
+        self.sampling = FlowSampling(**config.sampling)  # frozen: see `with_sampling`
+        self.scheduler = FlowMatchHeun()
 
     @staticmethod
     def build_guide(config: FlowConfig) -> "FlowModel | None":
         """The guide network of autoguidance from `config.guide` (None without one), or a ValueError."""
         if config.guide is None:
             return None
-        guide = FlowConfig(**config.guide)
+        guide = FlowConfig(**upgraded_config(config.guide))
         if guide.guide is not None:
             raise ValueError("A flow model's guide cannot have a guide of its own.")
         if guide.num_classes != config.num_classes:
@@ -196,6 +256,20 @@ class FlowModel(
             weights.update({f"guide.{k}": v for k, v in guide.state_dict().items()})
         copy.load_state_dict(weights)
         return copy.eval()
+
+    def with_sampling(self, **changes: float) -> "FlowModel":
+        """This model (the same weights, not copied) sampling with other settings (FlowSampling's fields):
+        the benchmarks' and tests' way to try settings without changing the loaded model's."""
+        sampling = replace(self.sampling, **changes)
+        other = copy.copy(self)  # its own tables of parameters and submodules, holding the same tensors
+        other._parameters, other._buffers, other._modules = (
+            dict(self._parameters),
+            dict(self._buffers),
+            dict(self._modules),
+        )
+        other.config = replace(self.config, sampling=asdict(sampling))
+        other.sampling = sampling
+        return other
 
     def without_guide(self) -> "FlowModel":
         """This model's network alone, without autoguidance: itself when it has no guide, else a copy."""
@@ -243,12 +317,12 @@ class FlowModel(
     def velocity(self, x: torch.Tensor, t: float, labels: torch.Tensor, guidance: float) -> torch.Tensor:
         """The guided velocity at x (B, 1, 28, 28) and time t: v_u + guidance (v_c - v_u), autoguided.
 
-        Where t > config.guidance_below a guidance above 1 is cut to 1. The conditional and
+        Where t > sampling.guidance_below a guidance above 1 is cut to 1. The conditional and
         unconditional halves go through the network as one batch of 2B; without a class (all labels
         "no class") or with guidance 0 or 1, one pass of B is enough. With a guide network, where
-        t <= config.autoguidance_below, `autoguided` adds its term to the result.
+        t <= sampling.autoguidance_below, `autoguided` adds its term to the result.
         """
-        if t > self.config.guidance_below:
+        if t > self.sampling.guidance_below:
             guidance = min(guidance, 1.0)
         times = torch.full((len(x),), t, device=x.device)
         if guidance == 0.0:
@@ -270,47 +344,32 @@ class FlowModel(
         itself"): (w - 1) (v_model - v_guide), from the model's velocity at `labels` away from the guide's,
         a smaller network trained for less time, whose errors are the model's own writ large. It sharpens
         what the model draws without pulling every sample towards its class's prototype, as guidance
-        does. v itself without a guide, at weight 1 or where t > config.autoguidance_below."""
-        weight = self.config.autoguidance
-        if self.guide is None or weight == 1.0 or t > self.config.autoguidance_below:
+        does. v itself without a guide, at weight 1 or where t > sampling.autoguidance_below."""
+        weight = self.sampling.autoguidance
+        if self.guide is None or weight == 1.0 or t > self.sampling.autoguidance_below:
             return v
         return v + (weight - 1.0) * (v_model - self.guide(x, torch.full((len(x),), t, device=x.device), labels))
 
-    def step(
-        self, x: torch.Tensor, t: float, t_next: float, labels: torch.Tensor, guidance: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One solver step of dx/dt = v(x, t) from t to t_next: (x at t_next, the clean image predicted at t).
-
-        Heun's method, except the last step into the image (Euler's) and the first step out of it
-        when inverting; the prediction is x_0 = x_t - t v, exact on the straight path when v is the
-        true velocity.
-        """
-        dt = t_next - t
-        if t == 0.0:
-            # Inverting: undo sampling's last (Euler) step, i.e. find y with y - t_next v(y, t_next) = x,
-            # by fixed-point iteration from y = x, so the network is not asked about t = 0 here either.
-            y = x
-            for _ in range(INVERSION_ITERATIONS):
-                y = x + dt * self.velocity(y, t_next, labels, guidance)
-            return y, x
-        v = self.velocity(x, t, labels, guidance)
-        if t_next == 0.0:
-            # The last step into the image is Euler's, x_0 = x_t - t v (as in EDM): the velocity at
-            # t = 0 exactly would be the noise of a clean image, which the network cannot know
-            # (logit-normal training almost never shows it t near 0), and its guess adds speckle.
-            return x + dt * v, x - t * v
-        return x + dt * 0.5 * (v + self.velocity(x + dt * v, t_next, labels, guidance)), x - t * v  # trapezoid
-
+    @torch.inference_mode()  # (on a generator: each step, on whatever thread resumes it)
     def path(
         self, x: torch.Tensor, labels: torch.Tensor, steps: int, guidance: float, start: float = 1.0, end: float = 0.0
     ) -> Iterator[tuple[float, torch.Tensor, torch.Tensor]]:
-        """The ODE from t = start to t = end in `steps` equal steps, one (t, x_t, predicted x_0) per step.
+        """The ODE from t = start to t = end in `steps` equal steps, one (t, x_t, predicted x_0) per step:
+        the one loop that sampling, inversion, SDEdit and the page's denoise stream run.
 
-        start 1 -> end 0 samples (noise to image); start 0 -> end 1 inverts (image to noise).
+        start 1 -> end 0 samples (noise to image); start 0 -> end 1 inverts (image to noise), its first
+        step the inverse of sampling's last (`FlowMatchHeun.inverse_step`).
         """
-        times = torch.linspace(start, end, steps + 1).tolist()
-        for t, t_next in zip(times, times[1:]):
-            x, predicted = self.step(x, t, t_next, labels, guidance)
+
+        def velocity(y: torch.Tensor, t: float) -> torch.Tensor:
+            return self.velocity(y, t, labels, guidance)
+
+        times = self.scheduler.timesteps(steps, start, end)
+        for index, (t, t_next) in enumerate(zip(times, times[1:])):
+            if end > start and index == 0:
+                x, predicted = self.scheduler.inverse_step(velocity, x, t, t_next)
+            else:
+                x, predicted = self.scheduler.step(velocity, x, t, t_next)
             yield t_next, x, predicted
 
     def integrate(
@@ -322,9 +381,9 @@ class FlowModel(
         return x
 
     def check_settings(self, steps: int | None, guidance: float | None) -> tuple[int, float]:
-        """Sampling settings with the config's defaults, or a ValueError naming the bad one."""
-        steps = self.config.steps if steps is None else steps
-        guidance = self.config.guidance if guidance is None else guidance
+        """Sampling settings, None taking the checkpoint's (`sampling`), or a ValueError naming the bad one."""
+        steps = self.sampling.steps if steps is None else steps
+        guidance = self.sampling.guidance if guidance is None else guidance
         if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_SAMPLING_STEPS:
             raise ValueError(f"Steps must be a whole number between 1 and {MAX_SAMPLING_STEPS}, got {steps!r}.")
         guidance = float(guidance)
@@ -442,15 +501,19 @@ class FlowModel(
         keep = keep.to(x.device, torch.float32).expand_as(x)
         noise = noise.reshape(x.shape).to(x.device, torch.float32)
         labels = self.labels_for(len(x), label, x.device)
+
+        def velocity(y: torch.Tensor, t: float) -> torch.Tensor:
+            return self.velocity(y, t, labels, guidance)
+
         x_t = noise
-        times = torch.linspace(1.0, 0.0, steps + 1).tolist()
+        times = self.scheduler.timesteps(steps)
         for t, t_next in zip(times, times[1:]):
             # Not the first step (from t = 1 a resample is all fresh noise), nor the last, Euler's, whose
             # x_0 = x_t - t v is the mean of the images x_t may come from, a little too smooth to noise again.
             rounds = resample + 1 if 0.0 < t_next < t < 1.0 else 1
             for round_ in range(rounds):
                 x_t = keep * ((1 - t) * x + t * noise) + (1 - keep) * x_t
-                x_next, _ = self.step(x_t, t, t_next, labels, guidance)
+                x_next, _ = self.scheduler.step(velocity, x_t, t, t_next)
                 if round_ < rounds - 1:
                     # Back from t_next to t: x_t = a x_next + sigma e' has the path's mean and variance.
                     a = (1 - t) / (1 - t_next)

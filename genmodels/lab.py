@@ -496,8 +496,8 @@ class Lab:
         `generate` and `realize` at the end. `model`: a flow model by name (default: the bundled one)."""
         name, flow = self.ode_model(model)
         seed = check_int("Seed", seed, 0, MAX_APP_SEED)
-        steps = flow.config.steps if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS)
-        guidance = flow.config.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
+        steps = flow.sampling.steps if steps is None else check_int("Steps", steps, 1, MAX_SAMPLING_STEPS)
+        guidance = flow.sampling.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
         noise = seed_to_z(seed, 1, flow.latent_dim, device=self.device)
         labels = flow.labels_for(1, self.label(name, label), self.device)
         if image is None:
@@ -507,11 +507,8 @@ class Lab:
             x, start = flow.noised(to_tensor(image).to(self.device), strength, noise), strength
             steps = flow.realize_steps(strength, steps) if strength > 0 else 0
         yield start, to_uint8(x.clamp(-1, 1))[0].numpy(), None
-        times = torch.linspace(start, 0.0, steps + 1).tolist()
-        for t, t_next in zip(times, times[1:]):
-            with torch.inference_mode():  # per step: a generator may resume on another thread
-                x, predicted = flow.step(x, t, t_next, labels, guidance)
-            yield t_next, to_uint8(x.clamp(-1, 1))[0].numpy(), to_uint8(predicted.clamp(-1, 1))[0].numpy()
+        for t, x, predicted in flow.path(x, labels, steps, guidance, start=start):
+            yield t, to_uint8(x.clamp(-1, 1))[0].numpy(), to_uint8(predicted.clamp(-1, 1))[0].numpy()
 
     @torch.inference_mode()
     def guidance_row(
@@ -527,7 +524,7 @@ class Lab:
         name, flow = self.ode_model(model)
         if self.label(name, label) is None:
             raise ValueError("Pick a class: guidance weighs the class against no class.")
-        high = flow.config.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
+        high = flow.sampling.guidance if guidance is None else check_float("Guidance", guidance, 0.0, MAX_GUIDANCE)
         weights = [0.0, 1.0, high]
         images = [self.generate(name, seed, 1, label=label, steps=steps, guidance=w) for w in weights]
         return torch.cat(images), weights

@@ -192,7 +192,21 @@ def load_model(name: str, device: str | torch.device = "cpu", source: str | Path
     if not folder.is_dir():
         raise ValueError(f"Checkpoint folder {folder} for model {name!r} does not exist.")
     device = resolve_device(device)
-    return entry.model_class.from_pretrained(str(folder), map_location=str(device))
+    config = {}
+    if entry.ode and (folder / "config.json").is_file():  # one written before "sampling" had its own object
+        config["config"] = read_flow_config(folder / "config.json")
+    return entry.model_class.from_pretrained(str(folder), map_location=str(device), **config)
+
+
+def read_flow_config(path: Path):
+    """A flow checkpoint's config.json as today's FlowConfig (`flow.upgraded_config`), or a ValueError."""
+    from .flow import FlowConfig, upgraded_config
+
+    try:
+        config = upgraded_config(json.loads(path.read_text(encoding="utf-8")))
+        return FlowConfig(**{name: value for name, value in config.items() if name in FlowConfig.__dataclass_fields__})
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path.name} is not a flow model's config ({exc}).") from exc
 
 
 def parse_model_repos(specs: str | list[str]) -> dict[str, HubRepo]:
@@ -219,6 +233,9 @@ def family_of_config(config: dict) -> str:
     """The trainable family whose config has exactly these fields, or a ValueError naming the families."""
     if not isinstance(config, dict):
         raise ValueError("config.json must hold a JSON object of the model's settings.")
+    from .flow import upgraded_config
+
+    config = upgraded_config(config)  # a flow's from before "sampling" had its own object, as today's
     for family in TRAINABLE:
         names = {field.name for field in dataclasses.fields(MODELS[family].config_class)}
         if set(config) == names:
@@ -264,8 +281,10 @@ def unpack_user_checkpoint(archive_path: str | Path, folder: str | Path) -> Path
             for info in entries:
                 name = Path(info.filename).name
                 if name.endswith(PICKLE_SUFFIXES):
-                    raise ValueError(f"The zip holds {name}, pickled weights, which are never loaded; "
-                                     "save the model with safetensors (save_pretrained does).")
+                    raise ValueError(
+                        f"The zip holds {name}, pickled weights, which are never loaded; "
+                        "save the model with safetensors (save_pretrained does)."
+                    )
                 if name in USER_CHECKPOINT_FILES and info.filename.count("/") <= 1:
                     if name in by_name:
                         raise ValueError(f"The zip holds more than one {name}.")

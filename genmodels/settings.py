@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from .data import CLASS_NAMES
-from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS, FlowConfig
+from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from .lab import ANY_CLASS, MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, check_float, check_int
 
 DEFAULTS: dict[str, object] = {
@@ -19,8 +19,8 @@ DEFAULTS: dict[str, object] = {
     "truncation": 0.0,
     "temperature": 1.0,
     "label": CLASS_NAMES[0],
-    "steps": FlowConfig.steps,
-    "guidance": FlowConfig.guidance,
+    "steps": None,  # None: the flow checkpoint's own (`FlowModel.sampling`)
+    "guidance": None,
 }
 MAX_JSON_CHARS = 10_000  # settings text longer than this is refused before parsing
 
@@ -57,8 +57,14 @@ def check_settings(settings: dict, models: list[str]) -> dict[str, object]:
         "truncation": check_float("Truncation", number(values["truncation"]), 0.0, MAX_TRUNCATION),
         "temperature": check_float("Temperature", number(values["temperature"]), 0.0, MAX_TEMPERATURE),
         "label": values["label"],
-        "steps": check_int("Steps", number(values["steps"]), 1, MAX_SAMPLING_STEPS),
-        "guidance": check_float("Guidance", number(values["guidance"]), 0.0, MAX_GUIDANCE),
+        "steps": None
+        if values["steps"] is None
+        else check_int("Steps", number(values["steps"]), 1, MAX_SAMPLING_STEPS),
+        "guidance": (
+            None
+            if values["guidance"] is None
+            else check_float("Guidance", number(values["guidance"]), 0.0, MAX_GUIDANCE)
+        ),
     }
 
 

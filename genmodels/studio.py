@@ -186,7 +186,7 @@ def invert_ode(model: nn.Module, target: torch.Tensor, label: int | None = None)
     image up to the solver's error. No optimisation, no restarts."""
     started = time.perf_counter()
     x = target.to(next(model.parameters()).device)[None]  # (1, 1, 28, 28)
-    z = model.encode(x, label, guidance=model.config.guidance)[0]
+    z = model.encode(x, label, guidance=model.sampling.guidance)[0]
     return _result(model, z, x[0], None, label, started)
 
 

@@ -6,6 +6,8 @@ Tests that need Fashion-MNIST's files or Chromium skip on a machine without them
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import contextlib
 import os
 import shutil
@@ -24,7 +26,7 @@ from genmodels.classifier import ClassifierConfig
 from genmodels.data import candidate_dirs
 from genmodels.dcgan import DCGANConfig
 from genmodels.encoder import EncoderConfig
-from genmodels.flow import FlowConfig
+from genmodels.flow import FlowConfig, FlowSampling
 from genmodels.vae import VAEConfig
 
 # One tiny config per registry entry: a new family must add one here (test_models checks it).
@@ -33,7 +35,11 @@ TINY_CONFIGS = {
     "vae": VAEConfig(latent_dim=4, width=4, hidden_dim=16),
     "cgan": CGANConfig(latent_dim=8, embed_dim=4, gen_width=8, disc_width=8),
     "flow": FlowConfig(
-        channels=[8, 8, 16], embed_dim=16, groups=4, attention_heads=2, steps=2, guidance=1.5, guidance_below=1.0
+        channels=[8, 8, 16],
+        embed_dim=16,
+        groups=4,
+        attention_heads=2,
+        sampling=asdict(FlowSampling(steps=2, guidance=1.5, guidance_below=1.0)),
     ),
     "dcgan-encoder": EncoderConfig(latent_dim=8, width=4, hidden=16),
     "cgan-encoder": EncoderConfig(latent_dim=8, width=4, hidden=16, num_classes=10),

@@ -18,6 +18,11 @@ MEAN, STD = 0.3, 0.5
 TINY = TINY_CONFIGS["flow"]
 
 
+def tiny(**sampling) -> FlowConfig:
+    """The tiny flow config with other sampling settings."""
+    return dataclasses.replace(TINY, sampling={**TINY.sampling, **sampling})
+
+
 class GaussianFlow(FlowModel):
     """A FlowModel whose "network" is the exact velocity of the Gaussian case (labels ignored).
 
@@ -65,7 +70,7 @@ def test_the_solver_takes_the_steps_of_diffusers_flow_match_heun_scheduler(case)
         labels, guidance = model.labels_for(3, None, "cpu"), 1.0
     else:
         torch.manual_seed(0)
-        model = FlowModel(dataclasses.replace(TINY, guidance_below=0.5)).eval()
+        model = FlowModel(tiny(guidance_below=0.5)).eval()
         with torch.no_grad():  # its output layer starts at zero, like a fresh diffusion U-Net's
             for parameter in model.parameters():
                 parameter.add_(0.1 * torch.randn_like(parameter))
@@ -188,7 +193,7 @@ def test_guidance_acts_only_on_its_interval_of_the_path():
             calls.append((round(t[0].item() * 6), len(x), int((labels == self.null_label).sum())))
             return super().forward(x, t, labels)
 
-    model = Recording(dataclasses.replace(TINY, guidance_below=0.4)).eval()
+    model = Recording(tiny(guidance_below=0.4)).eval()
     model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
     assert calls == [(6, 3, 0), (5, 3, 0), (5, 3, 0), (4, 3, 0), (4, 3, 0), (3, 3, 0), (3, 3, 0)] + [
         (2, 6, 3),
@@ -200,8 +205,7 @@ def test_guidance_acts_only_on_its_interval_of_the_path():
     model.sample(3, seed=0, label="Shirt", steps=6, guidance=0.0)
     assert [(batch, unconditional) for _, batch, unconditional in calls] == [(3, 3)] * 11
     calls.clear()
-    model.config.guidance_below = 1.0  # the whole path
-    model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
+    model.with_sampling(guidance_below=1.0).sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)  # the whole path
     assert [batch for _, batch, _ in calls] == [6] * 11
 
 
@@ -216,8 +220,7 @@ def test_autoguidance_moves_away_from_the_guide_only_on_its_interval():
             calls.append((round(t[0].item() * 6), len(x)))
             return 0.5 * super().forward(x, t, labels)
 
-    model = gaussian_flow()
-    model.config = dataclasses.replace(TINY, guidance_below=0.4, autoguidance=1.5, autoguidance_below=0.5)
+    model = gaussian_flow().with_sampling(guidance_below=0.4, autoguidance=1.5, autoguidance_below=0.5)
     x, labels = torch.randn(2, 1, 28, 28), torch.tensor([3, 7])
     exact = {t: model(x, torch.full((2,), t), labels) for t in (0.3, 0.6)}
     assert torch.equal(model.velocity(x, 0.3, labels, 1.0), exact[0.3]), "no guide, no term"
@@ -225,9 +228,8 @@ def test_autoguidance_moves_away_from_the_guide_only_on_its_interval():
     assert torch.allclose(model.velocity(x, 0.3, labels, 1.0), 1.25 * exact[0.3], atol=1e-6)
     assert torch.allclose(model.velocity(x, 0.3, labels, 4.0), 1.25 * exact[0.3], atol=1e-6)  # labels ignored
     assert torch.equal(model.velocity(x, 0.6, labels, 1.0), exact[0.6]), "above the interval"
-    model.config.autoguidance = 1.0
-    assert torch.equal(model.velocity(x, 0.3, labels, 1.0), exact[0.3]), "weight 1 is the model alone"
-    model.config.autoguidance = 1.5
+    alone = model.with_sampling(autoguidance=1.0)
+    assert torch.equal(alone.velocity(x, 0.3, labels, 1.0), exact[0.3]), "weight 1 is the model alone"
     calls.clear()
     model.sample(3, seed=0, label="Shirt", steps=6, guidance=4.0)
     assert calls == [(3, 3), (3, 3), (2, 3), (2, 3), (1, 3), (1, 3)]
@@ -236,16 +238,16 @@ def test_autoguidance_moves_away_from_the_guide_only_on_its_interval():
 def test_a_guide_is_saved_and_loaded_inside_its_model(tmp_path):
     guide_config = dataclasses.asdict(dataclasses.replace(TINY, channels=[4, 4, 8], embed_dim=8, attention_heads=0))
     torch.manual_seed(0)
-    model = FlowModel(dataclasses.replace(TINY, guide=guide_config, autoguidance=2.0, autoguidance_below=1.0)).eval()
+    model = FlowModel(dataclasses.replace(tiny(autoguidance=2.0, autoguidance_below=1.0), guide=guide_config)).eval()
     for parameter in model.parameters():
         torch.nn.init.normal_(parameter, 0.0, 0.2)
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["guide"]["channels"] == [4, 4, 8] and config["autoguidance"] == 2.0
+    assert config["guide"]["channels"] == [4, 4, 8] and config["sampling"]["autoguidance"] == 2.0
     loaded = FlowModel.from_pretrained(tmp_path)
     assert isinstance(loaded.guide, FlowModel) and loaded.guide.guide is None
     assert torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3))
-    model.config.autoguidance = 1.0
+    model = model.with_sampling(autoguidance=1.0)
     assert not torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3)), "the guide acts"
     alone = loaded.without_guide()
     assert alone.guide is None and loaded.guide is not None, "a copy: the model keeps its guide"
@@ -286,3 +288,31 @@ def test_the_loss_is_the_rectified_flow_regression():
     assert model.loss(x0, noise, torch.rand(2), torch.zeros(2, dtype=torch.long)).item() == pytest.approx(
         ((noise - x0) ** 2).mean().item()
     )
+
+
+def test_the_sampling_settings_are_the_checkpoints_own_frozen_and_old_configs_still_load(tmp_path):
+    """config.json keeps them as "sampling"; the loaded model's are frozen (another setting is another
+    model, `with_sampling`, sharing the weights); a config.json from before (the same fields at its top
+    level) loads with its own settings, guide included."""
+    from genmodels.registry import family_of_config, load_model
+
+    torch.manual_seed(0)
+    guide = dataclasses.asdict(dataclasses.replace(tiny(guidance=2.0), channels=[4, 4, 8], attention_heads=0))
+    model = FlowModel(dataclasses.replace(tiny(steps=3, guidance=2.5), guide=guide)).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["sampling"]["steps"] == 3 and saved["guide"]["sampling"]["guidance"] == 2.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.sampling.steps = 4
+    other = model.with_sampling(steps=5)
+    assert (other.sampling.steps, model.sampling.steps) == (5, 3) and other.conv_in.weight is model.conv_in.weight
+
+    old = {key: value for key, value in saved.items() if key != "sampling"}
+    old.update(saved["sampling"])  # the layout of checkpoints written before
+    old["guide"] = {key: value for key, value in saved["guide"].items() if key != "sampling"}
+    old["guide"].update(saved["guide"]["sampling"])
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert family_of_config(old) == "flow"
+    loaded = load_model("flow", "cpu", tmp_path)
+    assert loaded.sampling.steps == 3 and loaded.sampling.guidance == 2.5 and loaded.guide.sampling.guidance == 2.0
+    assert torch.equal(loaded.sample(2, seed=1, label=3), model.sample(2, seed=1, label=3))

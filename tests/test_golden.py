@@ -82,8 +82,7 @@ def model_outputs() -> dict[str, str]:
 
 def network_alone(flow):
     """The flow model with autoguidance off: what its network gives without the guide."""
-    flow.config.autoguidance = 1.0
-    return flow
+    return flow.with_sampling(autoguidance=1.0)
 
 
 def test_shipped_checkpoints_give_the_pinned_pixels():

@@ -88,7 +88,7 @@ def test_interpolate_between_seeds_and_images(lab):
 
 def test_flow_settings_any_class_and_refusals(lab):
     default = lab.generate("flow", 0, 2, label="Bag")
-    assert torch.equal(default, lab.generate("flow", 0, 2, label="Bag", steps=TINY_CONFIGS["flow"].steps))
+    assert torch.equal(default, lab.generate("flow", 0, 2, label="Bag", steps=TINY_CONFIGS["flow"].sampling["steps"]))
     assert not torch.equal(default, lab.generate("flow", 0, 2, label="Bag", steps=3))
     assert not torch.equal(default, lab.generate("flow", 0, 2, label="Bag", guidance=3.0))
     # Guidance 0 ignores the class: every class (and none) gives the same images.

@@ -107,3 +107,22 @@ def test_no_tool_takes_a_gr_state(mcp_url):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         app.demo.mcp_server_obj.warn_about_state_inputs()
+
+
+@pytest.mark.slow
+def test_train_over_mcp_ends_with_a_model_the_other_tools_draw_from(mcp_url):
+    """The Train tab's /train as an MCP tool: a 15 s VAE run on trousers answers with its status (the
+    model's name, its FIDc) and the last snapshot as an image; generate then draws from that model."""
+
+    async def work(session):
+        trained = await session.call_tool("train", {"family": "vae", "classes": ["Trouser"], "budget_s": 15})
+        texts = " ".join(getattr(item, "text", "") for item in trained.content)
+        name = re.search(r"yours-vae-\w+", texts)
+        generated = await session.call_tool("generate", {"model": name[0], "seed": 0, "num": 4}) if name else None
+        return trained, texts, generated
+
+    trained, texts, generated = asyncio.run(with_session(mcp_url, work))
+    assert not trained.isError and "Done" in texts and "FIDc" in texts, texts[:500]
+    assert any(item.type == "image" for item in trained.content), "the last snapshot"
+    assert generated is not None and not generated.isError
+    assert [item.type for item in generated.content].count("image") == 1, "the grid of the user's model"

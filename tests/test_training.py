@@ -237,7 +237,7 @@ def test_a_flow_run_keeps_its_guide_inside_and_a_finished_run_takes_new_sampling
         "train_flow", run, "--epochs", "1", "--resume", "--guide", str(guide_run / "checkpoint"), "--autoguidance", "2"
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads((run / "checkpoint" / "config.json").read_text())["autoguidance"] == 2.0
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["sampling"]["autoguidance"] == 2.0
     again = load_file(run / "checkpoint" / "model.safetensors")
     assert again.keys() == weights.keys() and all(torch.equal(again[key], weights[key]) for key in weights)
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]

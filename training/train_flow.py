@@ -17,11 +17,13 @@ without classes) every label is "no class": the model learns to draw them uncond
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 from torch import nn
 
 from genmodels.data import to_tensor
-from genmodels.flow import FlowConfig, FlowModel
+from genmodels.flow import FlowConfig, FlowModel, FlowSampling
 from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
@@ -101,15 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     parser.add_argument(
-        "--sample-steps", type=int, default=FlowConfig.steps, help="the checkpoint's default ODE steps for sampling"
+        "--sample-steps", type=int, default=FlowSampling.steps, help="the checkpoint's default ODE steps for sampling"
     )
     parser.add_argument(
-        "--sample-guidance", type=float, default=FlowConfig.guidance, help="the checkpoint's default guidance"
+        "--sample-guidance", type=float, default=FlowSampling.guidance, help="the checkpoint's default guidance"
     )
     parser.add_argument(
         "--sample-guidance-below",
         type=float,
-        default=FlowConfig.guidance_below,
+        default=FlowSampling.guidance_below,
         help="guidance above 1 acts only where t <= this (1 = the whole path)",
     )
     parser.add_argument(
@@ -119,12 +121,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a smaller flow checkpoint, trained for less time, saved into this one to guide it (autoguidance)",
     )
     parser.add_argument(
-        "--autoguidance", type=float, default=FlowConfig.autoguidance, help="the checkpoint's autoguidance weight"
+        "--autoguidance", type=float, default=FlowSampling.autoguidance, help="the checkpoint's autoguidance weight"
     )
     parser.add_argument(
         "--autoguidance-below",
         type=float,
-        default=FlowConfig.autoguidance_below,
+        default=FlowSampling.autoguidance_below,
         help="autoguidance acts only where t <= this",
     )
     args = parser.parse_args(argv)
@@ -135,11 +137,15 @@ def main(argv: list[str] | None = None) -> None:
         channels=[int(width) for width in args.channels.split(",")],
         blocks=args.blocks,
         label_dropout=args.label_dropout,
-        steps=args.sample_steps,
-        guidance=args.sample_guidance,
-        guidance_below=args.sample_guidance_below,
-        autoguidance=args.autoguidance,
-        autoguidance_below=args.autoguidance_below,
+        sampling=asdict(
+            FlowSampling(
+                steps=args.sample_steps,
+                guidance=args.sample_guidance,
+                guidance_below=args.sample_guidance_below,
+                autoguidance=args.autoguidance,
+                autoguidance_below=args.autoguidance_below,
+            )
+        ),
     )
     model = FlowModel(config)
     guide = load_guide(args.guide, model)
@@ -223,11 +229,12 @@ def main(argv: list[str] | None = None) -> None:
         run.save(as_checkpoint(ema.module, guide), {"flow": model, "ema": ema}, {"flow": optimizer})
 
     widths = "/".join(str(width) for width in config.channels)
+    sampling = model.sampling
     autoguided = ""
     if guide is not None:
         guide_widths = "/".join(str(width) for width in guide.config.channels)
         autoguided = (
-            f"Autoguidance {config.autoguidance:g} where t <= {config.autoguidance_below:g}, from a guide of "
+            f"Autoguidance {sampling.autoguidance:g} where t <= {sampling.autoguidance_below:g}, from a guide of "
             f"{sum(p.numel() for p in guide.parameters()) / 1e6:.2f}M parameters (widths {guide_widths}) "
             "saved inside the checkpoint. "
         )
@@ -238,12 +245,12 @@ def main(argv: list[str] | None = None) -> None:
         summary=f"A {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M-parameter U-Net (widths {widths}) "
         "predicting the rectified-flow velocity v(x_t, t, y), trained with logit-normal times, 10% label "
         "dropout for classifier-free guidance and an EMA of the weights (the checkpoint). Samples integrate "
-        f"the ODE from the random seed's noise with {config.steps} Heun steps (the last one Euler's) at guidance "
-        f"{config.guidance:g} where t <= {config.guidance_below:g}. {autoguided}"
+        f"the ODE from the random seed's noise with {sampling.steps} Heun steps (the last one Euler's) at guidance "
+        f"{sampling.guidance:g} where t <= {sampling.guidance_below:g}. {autoguided}"
         "Test losses are the flow-matching loss on 2,000 test images with fixed noise.",
         tags=card_tags(FlowModel),
         load_snippet='from genmodels.flow import FlowModel\n\nflow = FlowModel.from_pretrained("FOLDER_OR_REPO_ID")\n'
-        f'images = flow.sample(16, seed=0, label="Sneaker", steps={config.steps}, guidance={config.guidance:g})  # (16, 1, 28, 28)',
+        f'images = flow.sample(16, seed=0, label="Sneaker", steps={sampling.steps}, guidance={sampling.guidance:g})  # (16, 1, 28, 28)',
     )
 
 

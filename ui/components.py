@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from genmodels.data import CLASS_NAMES, to_uint8
+from genmodels.flow import FlowSampling
 from genmodels.lab import ANY_CLASS, without_server_paths
 from genmodels.preprocess import MAX_FILE_BYTES, Prepared, prepare_upload
 from genmodels.registry import MODELS, family_of
@@ -147,6 +148,12 @@ def user_error(message: str, where: str) -> gr.Error:
     message = without_server_paths(message)
     logger.info("User error in %s: %s", where, message)
     return gr.Error(message, print_exception=False)
+
+
+def flow_sampling(lab) -> FlowSampling:
+    """The bundled flow checkpoint's own sampling settings: the page's defaults for steps and guidance."""
+    flow = lab.models.get("flow")
+    return flow.sampling if flow is not None else FlowSampling()
 
 
 def first_sight(handler: Callable, *args) -> tuple | None:

@@ -10,10 +10,19 @@ from genmodels.data import CLASS_NAMES
 from genmodels.flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
 from genmodels.images import row
 from genmodels.lab import ANY_CLASS, MAX_APP_SEED, Lab
-from genmodels.settings import DEFAULTS
 
 from . import texts
-from .components import CLASS_CHOICES, bind, first_sight, friendly, gif_output, image_input, read_upload, to_uint8_list
+from .components import (
+    CLASS_CHOICES,
+    bind,
+    first_sight,
+    flow_sampling,
+    friendly,
+    gif_output,
+    image_input,
+    read_upload,
+    to_uint8_list,
+)
 from .files import OutputStore
 from .interpolate import gif
 
@@ -31,8 +40,8 @@ def denoise(
     store: OutputStore,
     seed: int = 0,
     label: str = ANY_CLASS,
-    steps: int = DEFAULTS["steps"],
-    guidance: float = DEFAULTS["guidance"],
+    steps: int | None = None,
+    guidance: float | None = None,
     image: str | bytes | None = None,
     strength: float = REALIZE_STRENGTH,
     model: str = "flow",
@@ -79,8 +88,8 @@ def compare_guidance(
     lab: Lab,
     seed: int = 0,
     label: str = CLASS_NAMES[0],
-    steps: int = DEFAULTS["steps"],
-    guidance: float = DEFAULTS["guidance"],
+    steps: int | None = None,
+    guidance: float | None = None,
     model: str = "flow",
 ):
     """The same seed and class at guidance 0 (the class ignored), 1 (the plain conditional model) and
@@ -101,15 +110,16 @@ def render(lab: Lab, store: OutputStore) -> gr.Dropdown:
     """Lay out the Denoise tab and wire its events; returns its model picker (a user's flow models join it)."""
     # It opens on its defaults' path (seed 0, a sneaker), as "Run and watch" would show it.
     shown = first_sight(bind(denoise, lab, store), 0, CLASS_NAMES[7]) or (None, None, None, None, None)
-    total = len(shown[4]["frames"]) - 1 if shown[4] else DEFAULTS["steps"]
+    sampling = flow_sampling(lab)  # the flow checkpoint's steps and guidance
+    total = len(shown[4]["frames"]) - 1 if shown[4] else sampling.steps
     gr.Markdown(texts.DENOISE)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(["flow"], value="flow", label="Flow model", elem_id="denoise-model")
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_APP_SEED, elem_id="denoise-seed")
             label = gr.Dropdown(CLASS_CHOICES, value=CLASS_NAMES[7], label="Class", elem_id="denoise-class")
-            steps = gr.Slider(1, MAX_SAMPLING_STEPS, value=DEFAULTS["steps"], step=1, label="Steps (ODE)")
-            guidance = gr.Slider(0, MAX_GUIDANCE, value=DEFAULTS["guidance"], step=0.1, label="Guidance")
+            steps = gr.Slider(1, MAX_SAMPLING_STEPS, value=sampling.steps, step=1, label="Steps (ODE)")
+            guidance = gr.Slider(0, MAX_GUIDANCE, value=sampling.guidance, step=0.1, label="Guidance")
             with gr.Accordion("…or realize your picture (start from it, partly noised)", open=False):
                 image = image_input("Your picture (optional)", elem_id="denoise-upload")
                 strength = gr.Slider(0.05, 1.0, value=REALIZE_STRENGTH, step=0.05, label="Strength")

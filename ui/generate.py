@@ -14,7 +14,7 @@ from genmodels.registry import MODELS, family_of
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
-from .components import LIVE, bind, class_choices, first_sight, friendly, label_visibility, to_uint8_list
+from .components import LIVE, bind, class_choices, first_sight, flow_sampling, friendly, label_visibility, to_uint8_list
 
 # Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
 LINK_JS = """
@@ -38,8 +38,8 @@ def generate(
     temperature: float = 1.0,
     compare: bool = False,
     label: str = CLASS_NAMES[0],
-    steps: int = DEFAULTS["steps"],
-    guidance: float = DEFAULTS["guidance"],
+    steps: int | None = None,
+    guidance: float | None = None,
 ):
     """Generate images of clothes from random seeds with one of the lab's models, as a grid.
 
@@ -56,7 +56,7 @@ def generate(
         label: the class the cGAN and flow draw (T-shirt/top, Trouser, ..., Ankle boot; "any class" for flow alone).
         steps: flow only: ODE steps from noise to image (1 to 50); more is slower and closer to the exact path.
         guidance: flow only: classifier-free guidance (0 = ignore the class, 1 = plain conditional, up to 5),
-            above 1 applied on the least noisy part of the path only (t <= 0.4).
+            above 1 applied on the least noisy part of the path only (t <= the checkpoint's guidance_below).
     """
     knobs = (truncation, temperature, label, steps, guidance)
     tiles = grid(lab.generate(model, seed, num, *knobs))
@@ -80,8 +80,8 @@ def singles(
     temperature: float = 1.0,
     compare: bool = False,
     label: str = CLASS_NAMES[0],
-    steps: int = DEFAULTS["steps"],
-    guidance: float = DEFAULTS["guidance"],
+    steps: int | None = None,
+    guidance: float | None = None,
 ):
     """The images of `generate` one by one, captioned with their seeds (the page's gallery).
 
@@ -94,9 +94,12 @@ def singles(
 GENERATE_ARGS = ("model", "seed", "num", "truncation", "temperature", "compare", "label", "steps", "guidance")
 
 
-def setting_values(settings: dict) -> tuple:
-    """Checked settings as the Generate controls' values, in DEFAULTS' order."""
-    return tuple(settings[key] for key in DEFAULTS)
+def setting_values(lab: Lab, settings: dict) -> tuple:
+    """Checked settings as the Generate controls' values, in DEFAULTS' order (steps and guidance left
+    out take the flow checkpoint's)."""
+    sampling = flow_sampling(lab)
+    filled = {"steps": sampling.steps, "guidance": sampling.guidance}
+    return tuple(filled[key] if settings[key] is None and key in filled else settings[key] for key in DEFAULTS)
 
 
 @friendly
@@ -108,8 +111,8 @@ def settings(
     truncation: float,
     temperature: float,
     label: str,
-    steps: int = DEFAULTS["steps"],
-    guidance: float = DEFAULTS["guidance"],
+    steps: int | None = None,
+    guidance: float | None = None,
 ) -> str:
     """The Generate settings as one line of JSON, checked, to save or share and load back later.
 
@@ -134,7 +137,7 @@ def load_settings(lab: Lab, text: str) -> tuple:
     Args:
         text: a JSON object with any of model, seed, num, truncation, temperature, label, steps and guidance.
     """
-    return setting_values(parse_settings(text, models_best_first(lab)))
+    return setting_values(lab, parse_settings(text, models_best_first(lab)))
 
 
 def open_link(lab: Lab, request: gr.Request):
@@ -146,7 +149,7 @@ def open_link(lab: Lab, request: gr.Request):
     if not params:
         return skip
     try:
-        values = setting_values(check_settings(params, models_best_first(lab)))
+        values = setting_values(lab, check_settings(params, models_best_first(lab)))
     except ValueError as exc:
         gr.Warning(f"The link's settings were not applied: {exc}")
         return skip
@@ -207,10 +210,11 @@ def render(lab: Lab) -> dict:
     default_model = lab.best_generative()  # the lowest FIDc in its model card
     entry = MODELS.get(family_of(default_model))
     knob = entry.sample_knob if entry else None
-    defaults = dict(DEFAULTS, model=default_model, compare=False)
+    sampling = flow_sampling(lab)  # the flow checkpoint's steps and guidance
+    defaults = dict(DEFAULTS, model=default_model, compare=False, steps=sampling.steps, guidance=sampling.guidance)
     shown = first_sight(bind(generate, lab), *[defaults[key] for key in GENERATE_ARGS]) or (None, [])
     gallery_shown = first_sight(bind(singles, lab), *[defaults[key] for key in GENERATE_ARGS]) or (None,)
-    gr.Markdown(texts.GENERATE)
+    gr.Markdown(texts.GENERATE.format(guidance_below=sampling.guidance_below))
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(generative, value=default_model, label="Model", elem_id="generate-model")
@@ -230,7 +234,7 @@ def render(lab: Lab) -> dict:
             steps = gr.Slider(
                 1,
                 MAX_SAMPLING_STEPS,
-                value=DEFAULTS["steps"],
+                value=sampling.steps,
                 step=1,
                 label="Steps (ODE)",
                 visible=bool(entry and entry.ode),
@@ -239,7 +243,7 @@ def render(lab: Lab) -> dict:
             guidance = gr.Slider(
                 0,
                 MAX_GUIDANCE,
-                value=DEFAULTS["guidance"],
+                value=sampling.guidance,
                 step=0.1,
                 label="Guidance",
                 visible=bool(entry and entry.ode),

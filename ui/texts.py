@@ -36,7 +36,8 @@ the seed's noise at t = 1 and follows that ODE to t = 0 in a few **steps** (more
 exact path, slower). **Guidance** mixes the velocity with and without the class,
 v<sub>uncond</sub> + w (v<sub>class</sub> − v<sub>uncond</sub>): 0 ignores the class, 1 is the plain
 conditional model, larger values give more typical images of the class at some cost in variety. Values
-above 1 act only on the last, least noisy part of the path (t ≤ 0.4); before that the class alone steers.
+above 1 act only on the last, least noisy part of the path (t ≤ {guidance_below:g}, this checkpoint's
+setting); before that the class alone steers.
 """
 
 ROUNDTRIP = """
