@@ -40,7 +40,9 @@ def test_every_action_is_a_described_tool(mcp_url):
         for name, schema in tool.inputSchema.get("properties", {}).items():
             assert schema.get("description"), f"{tool.name}.{name} is described"
     generate = next(tool for tool in tools if tool.name == "generate")
-    assert "dcgan" in generate.inputSchema["properties"]["model"]["enum"], "models are offered as choices"
+    model = generate.inputSchema["properties"]["model"]
+    assert "dcgan" in model["anyOf"][0]["enum"], "models are offered as choices"
+    assert model["anyOf"][1]["pattern"].startswith("^yours-"), "...and a model the caller trained"
 
 
 def test_generate_and_roundtrip_answer_with_images(mcp_url):

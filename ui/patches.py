@@ -26,6 +26,7 @@ MCP_FILE_SENTENCE = (
     " Send each picture itself, as a data: URL (data:image/png;base64,...): the server does not fetch"
     " http(s) URLs or read its own files."
 )
+YOURS = r"^yours-(vae|dcgan|flow)-[0-9a-f]+$"  # a user's own model (genmodels.registry: YOURS_PREFIX)
 _applied: set[str] = set()
 _lock = threading.Lock()
 
@@ -197,19 +198,37 @@ def _with_format(node, old: str, new: str):
     return node
 
 
+def _with_yours(node):
+    """A JSON schema whose model pickers (an enum holding "dcgan") also take a user's own model's name,
+    which the Train tab adds to the caller's session after the schema was made."""
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list) and "dcgan" in node["enum"]:
+            rest = {key: value for key, value in node.items() if key not in ("enum", "type")}
+            return {**rest, "anyOf": [{"type": "string", "enum": node["enum"]}, {"type": "string", "pattern": YOURS}]}
+        return {key: _with_yours(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_yours(item) for item in node]
+    return node
+
+
 def _simplified_schema(self, schema):
-    """GradioMCPServer.simplify_filedata_schema, telling clients to send pictures as data: URLs."""
+    """GradioMCPServer.simplify_filedata_schema, telling clients to send pictures as data: URLs, and
+    letting the model pickers name a model the caller trained or brought."""
     simplified, positions = _gradio_simplify(self, schema)
-    return _with_format(simplified, "Gradio File Input - a http or https url to a file", MCP_FILE_FORMAT), positions
+    simplified = _with_format(simplified, "Gradio File Input - a http or https url to a file", MCP_FILE_FORMAT)
+    return _with_yours(simplified), positions
 
 
 def mcp_file_inputs() -> None:
-    """Tell MCP clients that a file goes as a data: URL, the one form this server takes from them.
+    """Tell MCP clients that a file goes as a data: URL, the one form this server takes from them, and
+    let a model picker take the name of a model the caller trained.
 
     Gradio 6.31's tool schemas describe each file input as "a http or https url to a file", and its
     descriptions send an agent to an upload tool this server does not have; the app refuses URLs
     (`ui/guard.py`: fetching them would let a client make the server read its own network). Both texts
-    now say what works: the picture itself as a data: URL.
+    now say what works: the picture itself as a data: URL. A picker's schema is its choices when the
+    page was built, so the MCP library refused "yours-vae-..." before the app (whose guard checks the
+    session's own choices) could see it.
     """
     global _gradio_simplify
     from gradio.mcp import GradioMCPServer
