@@ -331,3 +331,20 @@ def test_the_page_intro_names_every_tab(lab):
     demo = build_demo(lab, training={"slots": 1, "max_minutes": 1})
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
     assert len(tabs) == 8 and all(f"**{tab}**" in texts.INTRO for tab in tabs), tabs
+
+
+def test_the_train_tabs_figures_are_the_measured_ones():
+    """The FIDc the Train tab's help quotes after 30 s, 2 and 5 minutes are docs/training.md's table."""
+    from ui import texts
+
+    table = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
+    rows = re.findall(r"^\| ([A-Za-z]*)[^|]*\| (30 s|1 min|2 min|5 min) \|[^|]*\|[^|]*\| ([\d.]+) \|$", table, re.M)
+    measured, family = {}, None
+    for name, budget, fidc in rows:
+        family = name.lower() or family
+        measured[(family, budget)] = round(float(fidc))
+    assert len(measured) == 12, measured
+    quoted = re.search(r"VAE ([\d /]+), DCGAN ([\d /]+), flow ([\d /]+) after 30 s / 2 min / 5 min", texts.TRAIN)
+    for family, numbers in zip(("vae", "dcgan", "flow"), quoted.groups()):
+        expected = [measured[(family, budget)] for budget in ("30 s", "2 min", "5 min")]
+        assert [int(n) for n in numbers.split(" / ")] == expected, family
