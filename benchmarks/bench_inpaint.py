@@ -26,7 +26,8 @@ import torch
 
 from genmodels.data import load_fashion_mnist, to_tensor
 from genmodels.flow import INPAINT_RESAMPLE, INPAINT_STEPS
-from genmodels.lab import ANY_CLASS, Lab
+from genmodels.lab import Lab
+from genmodels.limits import ANY_CLASS
 from genmodels.metrics import MAX_PSNR
 from genmodels.registry import MODELS
 from genmodels.studio import masked_psnr

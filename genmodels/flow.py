@@ -41,22 +41,13 @@ from torch import nn
 from .data import CLASS_NAMES, class_index
 from .hub import HubModelMixin
 from .latent import seed_to_z
+from .limits import MAX_GUIDANCE, MAX_RESAMPLE, MAX_SAMPLING_STEPS, check_strength
 
 IMAGE_SHAPE = (1, 28, 28)
-MAX_SAMPLING_STEPS = 50  # ODE steps per sample (two network evaluations each)
-MAX_GUIDANCE = 5.0
 INVERSION_ITERATIONS = 3  # fixed-point iterations that undo sampling's last step when inverting
 INPAINT_STEPS = 12  # ODE steps of inpainting (one image: cheap, and the two parts need steps to agree)
 INPAINT_RESAMPLE = 2  # RePaint's resampling: each step redone this many more times after noising back
-MAX_RESAMPLE = 10
 REALIZE_STRENGTH = 0.5  # SDEdit's default t0 (python -m benchmarks.bench_realize)
-
-
-def check_strength(strength: float) -> float:
-    """SDEdit's strength as a float in [0, 1] (the time the image is noised to), or a ValueError."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"Strength must be a number between 0 and 1, got {strength!r}.")
-    return float(strength)
 
 
 @dataclass(frozen=True)
@@ -422,6 +413,11 @@ class FlowModel(
         steps, guidance = self.check_settings(steps, guidance)
         labels = self.labels_for(len(x), label, x.device)
         return self.integrate(x.float(), labels, steps, guidance, start=0.0, end=1.0).flatten(1)
+
+    def invert(self, x: torch.Tensor, label: int | str | torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 1, 28, 28) in [-1, 1] -> their noise latents (B, 784): `encode` at the checkpoint's
+        steps and guidance, the path `decode` follows, so decode(invert(x)) returns x up to the solver."""
+        return self.encode(x, label, guidance=self.sampling.guidance)
 
     @torch.inference_mode()
     def sample(

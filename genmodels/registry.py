@@ -20,7 +20,7 @@ from .device import resolve_device
 from .encoder import Encoder, EncoderConfig
 from .flow import FlowConfig, FlowModel
 from .hub import PICKLE_SUFFIXES, HubRepo
-from .studio import REFINE_ITERATIONS
+from .limits import REFINE_ITERATIONS
 from .vae import VAE, VAEConfig
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -40,6 +40,12 @@ class ModelEntry:
     description: str  # one line for pickers and model cards
     inverts: str | None = None  # an encoder: the generator whose latent it guesses (GAN inversion)
     refine_iterations: int = REFINE_ITERATIONS  # an encoder: L-BFGS iterations refining its guess (per generator)
+
+    @property
+    def invertible(self) -> bool:
+        """Whether the family answers invert(x, label) -> z by itself (an encoder, or its ODE backwards);
+        a GAN's latent is found by optimisation instead (genmodels.studio.inversion_steps)."""
+        return self.encoder or self.ode
 
     @property
     def checkpoint_path(self) -> Path:

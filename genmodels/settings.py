@@ -9,8 +9,17 @@ from __future__ import annotations
 import json
 
 from .data import CLASS_NAMES
-from .flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
-from .lab import ANY_CLASS, MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, check_float, check_int
+from .limits import (
+    ANY_CLASS,
+    MAX_APP_SEED,
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_SAMPLING_STEPS,
+    MAX_TEMPERATURE,
+    MAX_TRUNCATION,
+    check_float,
+    check_int,
+)
 
 DEFAULTS: dict[str, object] = {
     "model": None,  # the first generative model loaded

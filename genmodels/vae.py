@@ -87,6 +87,12 @@ class VAE(
         mu, logvar = self.encoder((x + 1.0) / 2.0).chunk(2, dim=1)
         return mu, logvar
 
+    @torch.inference_mode()
+    def invert(self, x: torch.Tensor, label: int | str | torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 1, 28, 28) in [-1, 1] -> their latents (B, latent_dim): the posterior means (the VAE
+        has no class; `label` is taken, as every family that inverts takes it, and ignored)."""
+        return self.encode(x)[0]
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Latents (B, latent_dim) -> logits (B, 1, 28, 28) of the decoder's mean intensity in [0, 1]."""
         return self.decoder(z)

@@ -6,13 +6,12 @@ Tests that need Fashion-MNIST's files or Chromium skip on a machine without them
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import contextlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 
 # The studio's directions are cached by weights; the tests (and the servers they start) use their own folder.
 os.environ.setdefault("GENMODELS_CACHE", tempfile.mkdtemp(prefix="genmodels-test-cache-"))

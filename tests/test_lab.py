@@ -10,8 +10,9 @@ import torch
 
 from genmodels.data import to_uint8
 from genmodels.editing import EditParams
-from genmodels.lab import MAX_IMAGES, Lab, check_float, check_int
+from genmodels.lab import Lab
 from genmodels.latent import seed_to_z
+from genmodels.limits import MAX_IMAGES, check_float, check_int
 from genmodels.registry import MODELS
 from tests.conftest import TINY_CONFIGS
 
@@ -168,7 +169,7 @@ def test_flow_has_directions_and_the_cgan_does_not(lab):
 
 
 def test_directions_are_computed_once_per_weights_and_then_read_from_the_cache(sources, tmp_path, monkeypatch):
-    monkeypatch.setattr("genmodels.lab.DIRECTIONS_CACHE", tmp_path)
+    monkeypatch.setattr("genmodels.studio.DIRECTIONS_CACHE", tmp_path)
     computed = Lab("cpu", sources).directions("vae")
     assert len(list(tmp_path.glob("vae-*.safetensors"))) == 1
     again = Lab("cpu", sources)

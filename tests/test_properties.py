@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genmodels.editing import EditParams, apply_edits
-from genmodels.lab import MAX_IMAGES, Lab
+from genmodels.lab import Lab
 from genmodels.latent import MAX_SEED, interpolate, seed_to_z, slerp
+from genmodels.limits import MAX_IMAGES
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

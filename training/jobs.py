@@ -139,7 +139,7 @@ class Job:
 
     def failure(self) -> str:
         """The last lines the script printed to stderr, for a failed job (no server paths)."""
-        from genmodels.lab import without_server_paths
+        from genmodels.limits import without_server_paths
 
         text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.is_file() else ""
         lines = [line for line in text.splitlines() if line.strip() and "%|" not in line]
@@ -173,7 +173,7 @@ def training_command(
 
 def check_number(name: str, value, low: float, high: float, whole: bool = False) -> float:
     """`value` as a number in [low, high] (whole if asked), or a ValueError naming it."""
-    from genmodels.lab import check_float, check_int
+    from genmodels.limits import check_float, check_int
 
     return check_int(name, value, int(low), int(high)) if whole else check_float(name, value, low, high)
 

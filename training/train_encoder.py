@@ -18,8 +18,9 @@ from genmodels.data import to_tensor
 from genmodels.encoder import Encoder, EncoderConfig
 from genmodels.evaluate import encoder_psnr
 from genmodels.hub import card_tags
+from genmodels.limits import REFINE_ITERATIONS
 from genmodels.registry import MODELS, load_model, refine_iterations
-from genmodels.studio import REFINE_ITERATIONS, invert
+from genmodels.studio import invert
 from training.common import (
     epoch_generator,
     finish,

@@ -15,7 +15,7 @@ import torch
 
 from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.flow import FlowSampling
-from genmodels.lab import ANY_CLASS, without_server_paths
+from genmodels.limits import ANY_CLASS, without_server_paths
 from genmodels.preprocess import MAX_FILE_BYTES, Prepared, prepare_upload
 from genmodels.registry import MODELS, family_of
 

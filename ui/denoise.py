@@ -7,9 +7,10 @@ import gradio as gr
 import numpy as np
 
 from genmodels.data import CLASS_NAMES
-from genmodels.flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS, REALIZE_STRENGTH
+from genmodels.flow import REALIZE_STRENGTH
 from genmodels.images import row
-from genmodels.lab import ANY_CLASS, MAX_APP_SEED, Lab
+from genmodels.lab import Lab
+from genmodels.limits import ANY_CLASS, MAX_APP_SEED, MAX_GUIDANCE, MAX_SAMPLING_STEPS
 
 from . import texts
 from .components import (

@@ -8,7 +8,8 @@ import gradio as gr
 from genmodels.data import EXAMPLES_DIR
 from genmodels.editing import EditParams
 from genmodels.flow import REALIZE_STRENGTH
-from genmodels.lab import ANY_CLASS, Lab
+from genmodels.lab import Lab
+from genmodels.limits import ANY_CLASS
 
 from . import texts
 from .components import CLASS_CHOICES, LIVE, bind, first_sight, friendly, image_input, read_upload

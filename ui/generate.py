@@ -7,9 +7,9 @@ import random
 import gradio as gr
 
 from genmodels.data import CLASS_NAMES
-from genmodels.flow import MAX_GUIDANCE, MAX_SAMPLING_STEPS
 from genmodels.images import grid
-from genmodels.lab import MAX_APP_SEED, MAX_IMAGES, MAX_TEMPERATURE, MAX_TRUNCATION, Lab
+from genmodels.lab import Lab
+from genmodels.limits import MAX_APP_SEED, MAX_GUIDANCE, MAX_IMAGES, MAX_SAMPLING_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION
 from genmodels.registry import MODELS, family_of
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 

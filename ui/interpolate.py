@@ -6,7 +6,8 @@ import gradio as gr
 
 from genmodels.data import CLASS_NAMES
 from genmodels.images import gif_bytes, row, upscale
-from genmodels.lab import MAX_STEPS, Lab
+from genmodels.lab import Lab
+from genmodels.limits import MAX_STEPS
 
 from . import texts
 from .components import (

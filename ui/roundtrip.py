@@ -9,7 +9,8 @@ import pandas as pd
 from genmodels.data import EXAMPLES_DIR
 from genmodels.flow import REALIZE_STRENGTH
 from genmodels.images import fit_for_display, heatmap, row
-from genmodels.lab import ANY_CLASS, Lab
+from genmodels.lab import Lab
+from genmodels.limits import ANY_CLASS
 from genmodels.preprocess import PREPARATIONS, Prepared
 
 from . import texts

@@ -11,9 +11,11 @@ import torch
 
 from genmodels.data import CLASS_NAMES
 from genmodels.images import row, upscale
-from genmodels.lab import ANY_CLASS, MAX_APP_SEED, MAX_MOVE, MAX_STEPS, Lab, check_int, movable
-from genmodels.preprocess import editor_image, painted_mask, prepare_mask
+from genmodels.lab import Lab
+from genmodels.limits import ANY_CLASS, MAX_APP_SEED, MAX_MOVE, MAX_STEPS, check_int
+from genmodels.preprocess import editor_image, painted_mask, prepare_mask, prepare_upload
 from genmodels.registry import MODELS, family_of
+from genmodels.studio import movable
 
 from . import texts
 from .components import (
@@ -269,7 +271,7 @@ def arithmetic(
         label: the class of cgan and flow (flow also takes "any class").
     """
     operands = [
-        read_upload(image).image if image is not None else text
+        read_upload(image).image if image is not None else operand(text)
         for text, image in ((a, image_a), (b, image_b), (c, image_c))
     ]
     images = to_uint8_list(lab.arithmetic(model, *operands, label=label))
@@ -297,7 +299,7 @@ def keyframes(
         label: the class of cgan and flow (flow also takes "any class").
         images: pictures that "image 1", "image 2" ... refer to.
     """
-    frames = to_uint8_list(lab.keyframes(model, keys, steps, method, label, images=images))
+    frames = to_uint8_list(lab.keyframes(model, parse_keyframes(keys, images or []), steps, method, label))
     animation = gif(store, frames, boomerang=False)
     return row(frames), animation
 
@@ -504,3 +506,34 @@ def render_mask_editor() -> tuple:
     # api_name="inpaint" takes an image and a mask file for gradio_client; the page uses the editor.
     image_api, mask_api, api_button = Upload(visible=False), Upload(visible=False), gr.Button(visible=False)
     return editor, from_seed, run, [before_after, generated, info], image_api, mask_api, api_button
+
+
+def operand(text: str) -> int | str:
+    """An operand as the page writes it -> as `Lab.latent` takes it: "seed 3" or "3" -> the seed 3;
+    "Sneaker" or "class Sneaker" -> the class name."""
+    if not isinstance(text, str):
+        raise ValueError(f'Write an operand as text ("seed 3" or a class name), got {text!r}.')
+    text = text.strip()
+    number = text.removeprefix("seed").strip()
+    if number.lstrip("-").isdecimal():  # not isdigit: "²" is a digit that int() refuses
+        return int(number)
+    return text.removeprefix("class").strip()
+
+
+def parse_keyframes(keys: str | None, images: list) -> list[int | str | np.ndarray]:
+    """Keyframe text -> operands: comma-separated seeds ("seed 3"), class names ("Sneaker") and
+    "image N", the N-th of the uploads `images` (a file path, bytes or array), prepared to 28x28."""
+    if not isinstance(keys, str):
+        raise ValueError('List the keyframes as text, comma-separated, e.g. "seed 0, Sneaker, image 1".')
+    operands: list[int | str | np.ndarray] = []
+    for key in (part.strip() for part in keys.split(",")):
+        if key.lower().startswith("image"):
+            number = key[5:].strip()
+            if not images:
+                raise ValueError(f"{key!r}: upload the keyframe images first.")
+            if not number.isdecimal() or not 1 <= int(number) <= len(images):
+                raise ValueError(f"{key!r}: write image 1 to image {len(images)} for the {len(images)} uploaded.")
+            operands.append(prepare_upload(images[int(number) - 1]).image)
+        elif key:
+            operands.append(operand(key))
+    return operands

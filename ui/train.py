@@ -22,7 +22,8 @@ from PIL import Image
 from genmodels.data import CLASS_NAMES, to_tensor
 from genmodels.hub import HubRepo, download_checkpoint, push_folder
 from genmodels.images import gif_bytes, grid
-from genmodels.lab import ANY_CLASS, Lab
+from genmodels.lab import Lab
+from genmodels.limits import ANY_CLASS
 from genmodels.pictures import load_pictures
 from genmodels.registry import (
     MODELS,
