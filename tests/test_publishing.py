@@ -153,15 +153,18 @@ def test_pull_with_the_server_down_falls_back(tmp_path):
     assert any("cannot be reached" in notice for notice in got["notices"]), got["notices"]
 
 
-def serve_app(flags: list[str], env: dict) -> tuple[str, str]:
-    """Start `python app.py FLAGS` on a free port, return (its /config, its log) once it serves."""
+def serve_app(flags: list[str], env: dict, until: str = "") -> tuple[str, str]:
+    """Start `python app.py FLAGS` on a free port, return (its /config, its log) once it serves and its
+    log holds `until` (a message that follows start-up; at most 30 s)."""
     port = free_port()
     with tempfile.TemporaryFile() as output:
         process = start_server(port, tuple(flags), env, output=output)
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10) as response:
                 config = response.read().decode()
-            time.sleep(1)  # let the messages that follow start-up reach the log
+            deadline = time.monotonic() + 30
+            while until and until.encode() not in read_all(output) and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -169,19 +172,25 @@ def serve_app(flags: list[str], env: dict) -> tuple[str, str]:
         return config, output.read().decode()
 
 
+def read_all(file) -> bytes:
+    """Everything written to `file` so far by the process it is the output of (without moving the offset
+    the two share)."""
+    return os.pread(file.fileno(), os.fstat(file.fileno()).st_size, 0)
+
+
 def test_app_starts_on_bundled_checkpoints_and_says_so(hub_repos, tmp_path):
     """`python app.py --hub-repo` with a missing repo: the page and the log both carry the notice."""
     with HubServer(hub_repos) as server:
         env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
         env.update(HF_ENDPOINT=server.endpoint, HF_HOME=str(tmp_path / "hf"))
-        config, log = serve_app(["--hub-repo", "dcgan=lab/nope"], env)
+        config, log = serve_app(["--hub-repo", "dcgan=lab/nope"], env, until="could not load")
     assert "dcgan: could not load lab/nope" in config and "using the bundled checkpoint" in config
     assert "could not load lab/nope" in log
 
 
 def test_share_says_whether_a_public_link_was_made(tmp_path):
     """--share: a public link, or (as on a machine without internet) a clear message and local serving."""
-    config, log = serve_app(["--share"], {**os.environ, "HOME": str(tmp_path)})
+    config, log = serve_app(["--share"], {**os.environ, "HOME": str(tmp_path)}, until="ublic link")
     assert "Public link" in log or ("No public link" in log and "served locally only" in log), log
 
 
