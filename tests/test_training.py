@@ -321,3 +321,34 @@ def test_the_app_stops_a_run_with_the_file_the_scripts_look_for():
     from training import common, jobs
 
     assert jobs.STOP_FILE == common.STOP_FILE and jobs.EVALUATING == common.EVALUATING
+
+
+@needs_data
+def test_keep_at_keeps_the_checkpoint_of_each_point_of_the_training_clock(tmp_path, monkeypatch):
+    """--keep-at 1,2: OUT/at/00001s and 00002s hold the checkpoint as it was then (loadable, taken at or
+    after its point and before the end); bad points get a sentence."""
+    from genmodels.registry import load_model
+    from training import common, train_vae
+
+    class Clock:  # 100 ms per reading: the run passes its points within its dry-run steps
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 0.1
+            return self.now
+
+    monkeypatch.setattr(common, "time", Clock())
+    argv = ["--dry-run", "--device", "cpu", "--eval-samples", "0", "--batch-size", "16", "--out", str(tmp_path)]
+    train_vae.main([*argv, "--keep-at", "2,1"])
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    for point in (1, 2):
+        folder = tmp_path / "at" / f"{point:05d}s"
+        taken = json.loads((folder / "kept.json").read_text())
+        assert point <= taken["seconds"] and taken["step"] < last["step"], (point, taken, last)
+        assert (
+            load_model("vae", "cpu", folder).latent_dim == load_model("vae", "cpu", tmp_path / "checkpoint").latent_dim
+        )
+    assert not list((tmp_path / "at").glob(".*")), "no half-written folder left"
+    for bad in ("soon", "-5"):
+        with pytest.raises(SystemExit, match="--keep-at"):
+            train_vae.main([*argv, "--keep-at", bad, "--out", str(tmp_path / bad)])

@@ -9,6 +9,8 @@ A run folder (`--out`, default `runs/<family>`) holds
     snapshots/step_NNNNNNN.png, live.jsonl   with --snapshot-seconds: the grid of what the model would
                            give if stopped now, and the losses averaged since the last snapshot, every
                            few seconds (what the app's Train tab shows while a run trains)
+    at/SSSSSs/             with --keep-at: the checkpoint the run would save, as it was after SSSSS
+                           seconds of training (config.json + model.safetensors; the speedrun scores them)
 
 To end any run early but cleanly (checkpoint, card and evaluation as at its end): `touch OUT/STOP`.
 
@@ -121,6 +123,12 @@ def make_parser(description: str, epochs: int, batch_size: int, lr: float, out: 
         default=0.0,
         help="every this many seconds, a grid of the fixed seeds into snapshots/ and the losses into live.jsonl",
     )
+    parser.add_argument(
+        "--keep-at",
+        default="",
+        metavar="SECONDS,...",
+        help="also keep the checkpoint as it is after these seconds of training, in OUT/at/ (e.g. 60,120,300)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (default: torch's)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="images per optimisation step")
     parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
@@ -199,6 +207,8 @@ class Run:
     stopped_s: float | None = None  # training time when the budget or a Stop ended the training steps
     snapshot_started: float | None = None  # perf_counter when the last snapshot was found due
     snapshot_cost: float = 0.0  # seconds the last snapshot took, its images included
+    keep: Any = None  # --keep-at: a function saving what the checkpoint would be into a folder (the script's)
+    kept: set[int] = field(default_factory=set)  # --keep-at points already kept
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -228,6 +238,31 @@ class Run:
         by_epochs = max(1, steps_per_epoch * self.args.epochs)
         return min(by_epochs, self.planned_steps) if self.planned_steps else by_epochs
 
+    def keep_points(self) -> list[int]:
+        """--keep-at as whole seconds, or a SystemExit naming the bad value."""
+        try:
+            points = [int(float(text)) for text in self.args.keep_at.split(",") if text.strip()]
+        except ValueError:
+            raise SystemExit(f"--keep-at takes seconds, comma-separated, got {self.args.keep_at!r}") from None
+        if any(point <= 0 for point in points):
+            raise SystemExit("--keep-at takes positive seconds")
+        return sorted(set(points))
+
+    def keep_due(self) -> None:
+        """Keep the checkpoint of each --keep-at point the training clock has passed (rank 0; `keep` is set
+        by the script): OUT/at/SSSSSs/, written to a temporary folder and renamed into place."""
+        if self.keep is None or not self.args.keep_at or not self.dist.main:
+            return
+        now = self.elapsed()
+        for point in self.keep_points():
+            if point <= now and point not in self.kept:
+                folder = self.folder / "at" / f"{point:05d}s"
+                staging = folder.with_name(f".{folder.name}.tmp")
+                self.keep(staging)
+                (staging / "kept.json").write_text(json.dumps({"seconds": round(now, 2), "step": self.step}))
+                staging.replace(folder)
+                self.kept.add(point)
+
     def stepped(self) -> None:
         """Count one optimisation step; a budgeted run plans its schedule after its calibration steps.
 
@@ -237,6 +272,7 @@ class Run:
         in the pace: a run whose epochs are short next to their evaluation stops at the budget first.
         """
         self.step += 1
+        self.keep_due()
         if self.budget_s is None or self.planned_steps is not None:
             return
         now = time.perf_counter()
@@ -674,7 +710,13 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
     write_atomic(run.checkpoint_dir / "README.md", card.encode("utf-8"))
     num = run.args.eval_samples
     if num is None:
-        num = 0 if run.args.dry_run and not run.args.push_to_hub else DRY_RUN_EVAL_SAMPLES if run.args.dry_run else EVAL_SAMPLES
+        num = (
+            0
+            if run.args.dry_run and not run.args.push_to_hub
+            else DRY_RUN_EVAL_SAMPLES
+            if run.args.dry_run
+            else EVAL_SAMPLES
+        )
     if num > 0:
         print(f"{EVALUATING} {num} samples", flush=True)
         from genmodels.evaluate import evaluate_checkpoint  # torchmetrics is slow to import; only here
@@ -684,7 +726,13 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
             reference = load_split(run.args, "test").images
             classes = [] if run.args.images else parse_classes(run.args.classes)
         metrics = evaluate_checkpoint(
-            family, run.checkpoint_dir, num, str(run.device), run.args.data_dir, reference, classes,
+            family,
+            run.checkpoint_dir,
+            num,
+            str(run.device),
+            run.args.data_dir,
+            reference,
+            classes,
             quick=run.args.eval_quick,
         )
         print(f"Evaluation: {json.dumps(metrics)}", flush=True)

@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         fixed_labels = None  # no class: what the model learned from the pictures
     steps_per_epoch = len(train_images) // (args.batch_size * run.dist.world_size)
 
+    run.keep = lambda folder: as_checkpoint(ema.module, guide).save_pretrained(folder)  # --keep-at
+
     def current_samples() -> torch.Tensor:
         """What the run would save if it stopped now: the average's images from the fixed noise."""
         averaged: FlowModel = ema.module

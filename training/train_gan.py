@@ -24,6 +24,7 @@ is not still the initial noise.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     run = start_run(args, modules, optimizers)
     device = run.device
     saved = average.module if average is not None else generator  # what the checkpoint holds
+
+    def keep(folder: Path) -> None:
+        """--keep-at: the checkpoint as it would be saved now (an average gets its standing statistics)."""
+        kept = copy.deepcopy(saved)
+        if average is not None:
+            standing_statistics(kept, config.latent_dim, args.conditional, seed=args.seed + run.epoch, device=device)
+        kept.eval().save_pretrained(folder)
+
+    run.keep = keep
 
     # What trains: the same modules, DDP-wrapped across processes (SyncBatchNorm on GPUs) and compiled
     # with --compile; gan_step sends the generator's loss through the bare discriminator.

@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     test_x = to_tensor(load_split(args, "test").images)
     fixed_z = seed_to_z(args.seed, 64, config.latent_dim, device=device)
 
+    run.keep = model.save_pretrained  # --keep-at: the checkpoint as it would be saved now
     steps_taken = 0
     while run.training():
         model.train()
