@@ -87,11 +87,22 @@ def singles(
 
     A second event after `generate`, so the API call returns the grid without encoding each image.
     """
-    images = lab.generate(model, seed, num, truncation, temperature, label, steps, guidance)
+    return captioned(lab.generate(model, seed, num, truncation, temperature, label, steps, guidance), seed)
+
+
+def captioned(images, seed: int) -> list[tuple]:
+    """Images (N, 1, 28, 28) as the gallery shows them: uint8 pictures captioned with their seeds."""
     return [(image, f"seed {int(seed) + i}") for i, image in enumerate(to_uint8_list(images))]
 
 
-GENERATE_ARGS = ("model", "seed", "num", "truncation", "temperature", "compare", "label", "steps", "guidance")
+@friendly
+def drawn(
+    lab: Lab, model: str, seed: int, num: int, truncation: float, temperature: float, label: str, steps, guidance
+):
+    """The grid and the captioned single images of one draw, from one `Lab.generate`: what the page shows
+    without a click (its defaults when it is built, a shared link's settings on load)."""
+    images = lab.generate(model, seed, num, truncation, temperature, label, steps, guidance)
+    return grid(images), captioned(images, seed)
 
 
 def setting_values(lab: Lab, settings: dict) -> tuple:
@@ -153,9 +164,8 @@ def open_link(lab: Lab, request: gr.Request):
     except ValueError as exc:
         gr.Warning(f"The link's settings were not applied: {exc}")
         return skip
-    model, seed, num, truncation, temperature, label, steps, guidance = values
-    tiles, _ = generate(lab, model, seed, num, truncation, temperature, False, label, steps, guidance)
-    return (*values, tiles, [], singles(lab, model, seed, num, truncation, temperature, False, label, steps, guidance))
+    tiles, gallery = drawn(lab, *values)
+    return (*values, tiles, [], gallery)
 
 
 def models_best_first(lab: Lab) -> list[str]:
@@ -211,9 +221,8 @@ def render(lab: Lab) -> dict:
     entry = MODELS.get(family_of(default_model))
     knob = entry.sample_knob if entry else None
     sampling = flow_sampling(lab)  # the flow checkpoint's steps and guidance
-    defaults = dict(DEFAULTS, model=default_model, compare=False, steps=sampling.steps, guidance=sampling.guidance)
-    shown = first_sight(bind(generate, lab), *[defaults[key] for key in GENERATE_ARGS]) or (None, [])
-    gallery_shown = first_sight(bind(singles, lab), *[defaults[key] for key in GENERATE_ARGS]) or (None,)
+    defaults = dict(DEFAULTS, model=default_model, steps=sampling.steps, guidance=sampling.guidance)
+    shown = first_sight(bind(drawn, lab), *[defaults[key] for key in DEFAULTS]) or (None, None)
     gr.Markdown(texts.GENERATE.format(guidance_below=sampling.guidance_below))
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -284,7 +293,7 @@ def render(lab: Lab) -> dict:
                 label="Compare", columns=3, visible=False, format="png", elem_id="generate-comparison"
             )
             gallery = gr.Gallery(
-                gallery_shown[0], label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery"
+                shown[1], label="Single images", columns=8, format="png", height=320, elem_id="generate-gallery"
             )
 
     inputs = [model, seed, num, truncation, temperature, compare, label, steps, guidance]

@@ -19,6 +19,8 @@ import gradio as gr
 from gradio import processing_utils, utils
 from PIL import Image
 
+from genmodels.registry import generative_names
+
 GRADIO_VERSION = "6.31.0"  # the version whose internals these patches were written for
 # What an MCP client is told a file input takes (Gradio says "a http or https url", then cannot fetch it).
 MCP_FILE_FORMAT = "an image as a data: URL (data:image/png;base64,...); http(s) URLs are not fetched"
@@ -199,10 +201,10 @@ def _with_format(node, old: str, new: str):
 
 
 def _with_yours(node):
-    """A JSON schema whose model pickers (an enum holding "dcgan") also take a user's own model's name,
-    which the Train tab adds to the caller's session after the schema was made."""
+    """A JSON schema whose model pickers (an enum of the registry's generative models) also take a user's
+    own model's name, which the Train tab adds to the caller's session after the schema was made."""
     if isinstance(node, dict):
-        if isinstance(node.get("enum"), list) and "dcgan" in node["enum"]:
+        if isinstance(node.get("enum"), list) and set(node["enum"]) & set(generative_names()):
             rest = {key: value for key, value in node.items() if key not in ("enum", "type")}
             return {**rest, "anyOf": [{"type": "string", "enum": node["enum"]}, {"type": "string", "pattern": YOURS}]}
         return {key: _with_yours(value) for key, value in node.items()}
