@@ -72,3 +72,22 @@ def test_one_process_keeps_the_single_process_order():
     a = fake_run(0, 1).epoch_batches(300, 32, torch.Generator().manual_seed(5))
     b = batches(300, 32, torch.Generator().manual_seed(5))
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and len(a) == len(b)
+
+
+@needs_data
+def test_a_budgeted_run_on_two_processes_stops_every_rank_at_rank_0s_step(tmp_path):
+    """--minutes under torchrun: each rank's clock and plan could differ by a step, and a rank stepping
+    alone would wait for the other's gradients forever; all follow rank 0's plan and stop together."""
+    out = tmp_path / "run"
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *("-m", "training.train_vae", "--dry-run", "--minutes", "0.1", "--device", "cpu", "--out", str(out)),
+        *("--eval-samples", "0", "--threads", "1"),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Replicas: "))
+    replicas = json.loads(line.removeprefix("Replicas: "))
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert replicas["steps_per_rank"] == [last["step"], last["step"]] and replicas["replicas_identical"]
+    assert last["step"] > 8, "it trained past its first epoch, on its budget"

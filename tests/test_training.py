@@ -254,7 +254,7 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
     flags += ["--lr-decay"] if script == "train_gan" else []
     result = train(script, tmp_path, *flags)
     assert result.returncode == 0, result.stderr
-    planned = int(re.search(r"planned (\d+) steps", result.stdout).group(1))
+    planned = int(re.findall(r"planned (\d+) steps", result.stdout)[-1])  # (re-planned at the first epoch end)
     lines = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
     last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     # (no stopped_s when the budget ran out during an epoch's evaluation: the steps had stopped before it)
@@ -273,6 +273,29 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
         if last["step"] > 20:  # planned before its last step (a loaded machine may end a 9 s run in warm-up)
             assert last["lr"] == pytest.approx(learning_rate(last["step"] - 1, planned, 1e-3), abs=1e-6)
         assert learning_rate(planned, planned, 1e-3) == pytest.approx(FINAL_LR_SHARE * 1e-3)
+
+
+def test_the_plan_counts_the_epoch_ends_once_the_first_is_timed(monkeypatch, capsys):
+    """A 1-minute run: 100 steps timed at 0.1 s each, then an epoch end (evaluation, grid, checkpoint) of
+    2 s at 13 s. By hand: 47 s remain; a 100-step epoch now costs 10 + 2 s, so a step 0.12 s, and
+    0.98 * 47 / 0.12 = 383.8 more steps: the plan ends at step 484 (it was 101 + 0.98 * 47 / 0.1 = 561)."""
+    from training import common
+
+    class Clock:
+        now = 13.0
+
+        def perf_counter(self) -> float:
+            return self.now
+
+    monkeypatch.setattr(common, "time", Clock())
+    args = argparse.Namespace(minutes=1.0, dry_run=False, snapshot_seconds=0.0)
+    run = common.Run(args=args, device=torch.device("cpu"), folder=Path("."), started=0.0)
+    run.step, run.pace_from, run.last_step_at, run.steps_per_epoch, run.planned_steps = 101, (1.0, 1), 11.0, 100, 561
+    run.replan()
+    assert run.planned_steps == 484 and run.replanned
+    assert "planned 484 steps (an epoch end takes 2.0 s)" in capsys.readouterr().out
+    run.replan()  # once only: --resume keeps what was saved
+    assert run.planned_steps == 484
 
 
 @needs_data

@@ -72,7 +72,7 @@ DRY_RUN_EVAL_SAMPLES = 200
 WARMUP_STEPS = 200  # of the learning-rate schedule (`learning_rate`)
 FINAL_LR_SHARE = 0.1  # the cosine schedule ends at this share of --lr
 CALIBRATION_STEPS = 20  # steps a --minutes run times before it plans its schedule (3 under --dry-run)
-BUDGET_MARGIN = 0.97  # share of the remaining budget planned for steps: the rest covers evaluations and snapshots
+BUDGET_MARGIN = 0.98  # share of the remaining budget planned for steps and epoch ends: the rest is slack
 SNAPSHOT_COST_SHARE = 0.1  # snapshots may take at most about this share of a run's time
 EMA_WARMUP = 10  # an EMA with warm-up averages with decay min(decay, (1 + n) / (EMA_WARMUP + n)) at update n
 STOP_FILE = "STOP"  # created in a run folder, it ends the run cleanly at the next step
@@ -209,6 +209,12 @@ class Run:
     snapshot_cost: float = 0.0  # seconds the last snapshot took, its images included
     keep: Any = None  # --keep-at: a function saving what the checkpoint would be into a folder (the script's)
     kept: set[int] = field(default_factory=set)  # --keep-at points already kept
+    replanned: bool = False  # the plan counts the epoch ends' cost (re-made once at the first save; saved)
+    steps_per_epoch: int = 0  # this process's steps in the current epoch (`epoch_batches`)
+    last_step_at: float | None = None  # perf_counter after this session's last step
+    pace_epoch: int = 0  # the epoch the calibration started in (plan_epoch: the one it planned in)
+    plan_epoch: int = 0
+    rank_0_over: bool | None = None  # several processes: rank 0's decision to stop, after the last step
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -230,6 +236,8 @@ class Run:
 
     def training(self) -> bool:
         """Whether another epoch should start: epochs left, and budget left in a budgeted run."""
+        if self.dist.enabled:
+            self.follow_rank_0()
         return self.epoch < self.args.epochs and not self.finished and not self.out_of_budget()
 
     def total_steps(self, steps_per_epoch: int) -> int:
@@ -268,16 +276,22 @@ class Run:
 
         The plan: the steps that fit into BUDGET_MARGIN of the remaining budget at this session's pace,
         timed over its calibration steps after the first (which pays for one-off warm-ups), and over two
-        snapshot intervals at least. Made once; --resume keeps it. Epoch ends (evaluation, grid) are not
-        in the pace: a run whose epochs are short next to their evaluation stops at the budget first.
+        snapshot intervals at least. The epoch ends (test evaluation, grid, checkpoint) are counted when
+        the first one has been timed (`replan`). --resume keeps the saved plan.
         """
         self.step += 1
+        self.last_step_at = time.perf_counter()
         self.keep_due()
-        if self.budget_s is None or self.planned_steps is not None:
-            return
+        if self.budget_s is not None and self.planned_steps is None:
+            self.plan()
+        if self.dist.enabled:
+            self.follow_rank_0()
+
+    def plan(self) -> None:
+        """Plan a budgeted run's steps once this session's calibration steps are timed (see `stepped`)."""
         now = time.perf_counter()
         if self.step == self.session_step + 1:
-            self.pace_from = (now, self.step)
+            self.pace_from, self.pace_epoch = (now, self.step), self.epoch
             return
         calibration = 3 if self.args.dry_run else CALIBRATION_STEPS
         if self.step - self.pace_from[1] < calibration:
@@ -288,16 +302,70 @@ class Run:
         pace = (self.step - self.pace_from[1]) / max(now - self.pace_from[0], 1e-6)  # steps per second
         remaining = max(0.0, self.budget_s - self.elapsed())
         self.planned_steps = self.step + int(BUDGET_MARGIN * remaining * pace)
+        self.plan_epoch = self.epoch
+        self.replanned = self.plan_epoch != self.pace_epoch  # an epoch end fell in the timing: counted
         if self.dist.main:
             print(f"Budget: {self.args.minutes:g} min, planned {self.planned_steps} steps", flush=True)
 
+    def replan(self) -> None:
+        """At the first epoch end after the plan (from `save`, before the state is written): re-plan the
+        remaining steps so that they and the epoch ends still to come fit into the budget.
+
+        An epoch end (test evaluation, grid, checkpoint) costs `cost` seconds, timed from the last step to
+        now; with `spp` seconds per step (the calibration's window up to the last step, snapshots
+        included) and S steps per epoch, n steps take n * (spp + cost / S). Without this a VAE's 3-minute
+        run, whose 2 s evaluations come every 21 s, stopped at the budget 10-16% short of its plan, its
+        learning rate well above the floor. Made once and saved, so --resume follows it exactly.
+        """
+        if (
+            self.replanned
+            or self.planned_steps is None
+            or self.last_step_at is None
+            or self.stopped_s is not None
+            or not self.steps_per_epoch
+        ):
+            return
+        self.replanned = True
+        cost = time.perf_counter() - self.last_step_at
+        seconds_per_step = (self.last_step_at - self.pace_from[0]) / max(1, self.step - self.pace_from[1])
+        remaining = max(0.0, self.budget_s - self.elapsed())
+        steps = int(BUDGET_MARGIN * remaining / (seconds_per_step + cost / self.steps_per_epoch))
+        self.planned_steps = self.step + steps
+        if self.dist.main:
+            print(
+                f"Budget: {self.args.minutes:g} min, planned {self.planned_steps} steps "
+                f"(an epoch end takes {cost:.1f} s)",
+                flush=True,
+            )
+
+    def follow_rank_0(self) -> None:
+        """With several processes, after each step and before each epoch: every rank takes rank 0's plan
+        and its decision to stop (budget, plan or STOP file), so all stop at the same step; each rank's
+        own clock and plan could differ by a step, and a rank stepping alone would wait forever for the
+        others' gradients."""
+        decision = torch.zeros(2, dtype=torch.int64)
+        if self.dist.main:
+            decision[0] = -1 if self.planned_steps is None else self.planned_steps
+            decision[1] = int(self.over_here())
+        decision = decision.to(self.device)
+        dist.broadcast(decision, src=0)
+        planned, over = decision.tolist()
+        self.planned_steps = None if planned < 0 else planned
+        self.rank_0_over = bool(over)
+
+    def over_here(self) -> bool:
+        """This process's view: asked to stop (OUT/STOP exists), or a budgeted run at its plan or out of time."""
+        if self.stop_requested():
+            return True
+        if self.budget_s is None:
+            return False
+        return (self.planned_steps is not None and self.step >= self.planned_steps) or self.elapsed() >= self.budget_s
+
     def out_of_budget(self) -> bool:
         """A budgeted run at its planned step or out of time, or any run asked to stop (OUT/STOP exists):
-        the epoch stops there and the run saves and finishes as at its end (`stopped_s` records when)."""
-        over = self.stop_requested()
-        if not over and self.budget_s is not None:
-            at_plan = self.planned_steps is not None and self.step >= self.planned_steps
-            over = at_plan or self.elapsed() >= self.budget_s
+        the epoch stops there and the run saves and finishes as at its end (`stopped_s` records when).
+        With several processes, every rank answers rank 0's decision at the last step or epoch start."""
+        over = self.rank_0_over if self.dist.enabled and self.rank_0_over is not None else self.over_here()
         if over and self.stopped_s is None:
             self.stopped_s = round(self.elapsed(), 2)
         return over
@@ -402,9 +470,11 @@ class Run:
         if not self.dist.main:
             return
         save_atomic(model, self.checkpoint_dir)
+        if self.budget_s is not None:
+            self.replan()
         counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed(), "commands": self.commands}
         if self.budget_s is not None:
-            counters.update(planned_steps=self.planned_steps, finished=self.out_of_budget())
+            counters.update(planned_steps=self.planned_steps, finished=self.out_of_budget(), replanned=self.replanned)
         save_training_state(self.state_path, modules, optimizers, counters)
 
     def progress(self, steps: list) -> tqdm:
@@ -450,13 +520,17 @@ class Run:
         single-process runs and their resumption are unchanged.
         """
         if not self.dist.enabled:
-            return batches(num_items, batch_size, generator)
+            chosen = batches(num_items, batch_size, generator)
+            self.steps_per_epoch = len(chosen)
+            return chosen
         sampler = DistributedSampler(
             range(num_items), self.dist.world_size, self.dist.rank, shuffle=True, seed=self.args.seed, drop_last=True
         )
         sampler.set_epoch(self.epoch)
         order = torch.tensor(list(sampler))
-        return [chunk for chunk in order.split(batch_size) if len(chunk) == batch_size]
+        chosen = [chunk for chunk in order.split(batch_size) if len(chunk) == batch_size]
+        self.steps_per_epoch = len(chosen)
+        return chosen
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for forward passes when the run uses it, else nothing."""
@@ -533,6 +607,7 @@ def start_run(
         run.epoch, run.step, run.wall_time_s = counters["epoch"], counters["step"], counters["wall_time_s"]
         run.commands = counters.get("commands", [])
         run.planned_steps, run.finished = counters.get("planned_steps"), counters.get("finished", False)
+        run.replanned = counters.get("replanned", run.planned_steps is not None)  # (older states: as planned)
         run.session_step = run.step
         run.forget_log_after(run.epoch)
         if parallel.main:
