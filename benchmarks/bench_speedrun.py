@@ -46,9 +46,9 @@ POINTS_S = (60, 120, 300, 600)  # the fixed wall-clock points (and each run's en
 SAMPLES = 5_000
 
 
-def train(family: str, minutes: float, seed: int, folder: Path, extra: list[str]) -> float:
-    """One run of the family's script, keeping its checkpoint at POINTS_S; returns its wall time."""
-    points = [point for point in POINTS_S if point < minutes * 60]
+def train(family: str, minutes: float, seed: int, folder: Path, extra: list[str], points_s=POINTS_S) -> float:
+    """One run of the family's script, keeping its checkpoint at `points_s`; returns its wall time."""
+    points = [point for point in points_s if point < minutes * 60]
     command = [sys.executable, "-m", SCRIPTS[family], "--out", str(folder), "--minutes", str(minutes)]
     command += ["--threads", "2", "--seed", str(seed), "--eval-samples", "0", "--snapshot-seconds", "0"]
     command += ["--keep-at", ",".join(map(str, points))] if points else []
@@ -97,6 +97,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, required=True, help="each run's training budget")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one run per seed")
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument(
+        "--points",
+        type=int,
+        nargs="*",
+        default=list(POINTS_S),
+        help="seconds of training to score besides the end (fewer: a cheaper ladder row)",
+    )
     parser.add_argument("extra", nargs="*", help="after --: flags for the training script (a recipe)")
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix=f"speedrun-{args.family}-"))
@@ -105,7 +112,7 @@ def main() -> None:
     runs = {}
     for seed in args.seeds:
         folder = root / f"seed{seed}"
-        wall = train(args.family, args.minutes, seed, folder, args.extra)
+        wall = train(args.family, args.minutes, seed, folder, args.extra, args.points)
         runs[seed] = folder
         print(f"seed {seed}: {wall:.0f} s wall (start-up and the run's own steps), {folder}", flush=True)
 

@@ -670,6 +670,18 @@ def ema_average(module: nn.Module, decay: float, warmup: bool = False) -> Averag
     return AveragedModel(module, multi_avg_fn=update)
 
 
+def with_muon(module: nn.Module, lr: float, make_adam) -> dict[str, torch.optim.Optimizer]:
+    """`module`'s optimisers with Muon: torch.optim.Muon for the weights of its linear layers (momentum
+    orthogonalised by Newton-Schulz iterations; its update scaled to AdamW's RMS, "match_rms_adamw", so
+    one learning rate serves both) and `make_adam(parameters)` for the rest (convolutions, biases, norms,
+    embeddings). Keyed "adam" and "muon", for `save`."""
+    linear = {id(layer.weight) for layer in module.modules() if isinstance(layer, nn.Linear)}
+    matrices = [p for p in module.parameters() if id(p) in linear]
+    rest = [p for p in module.parameters() if id(p) not in linear]
+    muon = torch.optim.Muon(matrices, lr=lr, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
+    return {"adam": make_adam(rest), "muon": muon}
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, so initialisation is reproducible."""
     random.seed(seed)

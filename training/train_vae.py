@@ -19,10 +19,12 @@ from genmodels.vae import VAE, VAEConfig
 from training.common import (
     epoch_generator,
     finish,
+    learning_rate,
     load_split,
     make_parser,
     seed_everything,
     start_run,
+    with_muon,
 )
 
 
@@ -110,6 +112,15 @@ def main(argv: list[str] | None = None) -> None:
         "--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli", help="decoder likelihood"
     )
     parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="constant --lr, or a warm-up and a cosine down to a tenth of it at the end (a budget's plan)",
+    )
+    parser.add_argument(
+        "--muon", action="store_true", help="torch.optim.Muon for the linear layers' weights, Adam for the rest"
+    )
+    parser.add_argument(
         "--prior-components",
         type=int,
         default=0,
@@ -128,8 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         prior_components=args.prior_components,
     )
     model = VAE(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    run = start_run(args, {"vae": model}, {"vae": optimizer})
+    if args.muon:
+        optimizers = with_muon(model, args.lr, lambda parameters: torch.optim.Adam(parameters, lr=args.lr))
+    else:
+        optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=args.lr)}
+    run = start_run(args, {"vae": model}, optimizers)
     device = run.device
     # DDP wraps a module's forward; the VAE's training pass is encode + decode, so it gets one.
     train_pass = run.wrap(TrainingPass(model))
@@ -152,11 +166,17 @@ def main(argv: list[str] | None = None) -> None:
             x = to_tensor(train_images[index.to(train_images.device)])  # (B, 1, 28, 28)
             # Reparameterisation z = mu + sigma * eps with eps drawn on the CPU from the epoch's generator.
             eps = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
+            if args.lr_schedule == "cosine":  # from the global step, so a resumed run follows the schedule
+                for optimizer in optimizers.values():
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(run.step, run.total_steps(len(steps)), args.lr)
             with run.autocast():
                 loss, reconstruction, kl = train_pass(x, eps, args.beta)
-            optimizer.zero_grad(set_to_none=True)
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers.values():
+                optimizer.step()
 
             run.stepped()
             loss_sum += loss.item()
@@ -171,14 +191,14 @@ def main(argv: list[str] | None = None) -> None:
         run.save_samples(samples)
         metrics = {"train_neg_elbo": round(loss_sum / max(1, steps_taken), 4), **evaluate(model, test_x)}
         run.log(metrics)
-        run.save(model, {"vae": model}, {"vae": optimizer})
+        run.save(model, {"vae": model}, optimizers)
         if run.out_of_budget() or not run.training():
             run.snapshot(samples, test_psnr=metrics["test_psnr"])
 
     # 4. Ex-post density estimation: a Gaussian mixture over the training set's posterior means.
     if config.prior_components > 0 and run.dist.main:  # only rank 0's model is saved
         fit_mixture_prior(model, train_images, args.seed)
-        run.save(model, {"vae": model}, {"vae": optimizer})
+        run.save(model, {"vae": model}, optimizers)
         with torch.inference_mode():
             run.save_samples(model.sample(64, seed=args.seed))
 
