@@ -275,10 +275,11 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
         assert learning_rate(planned, planned, 1e-3) == pytest.approx(FINAL_LR_SHARE * 1e-3)
 
 
-def test_the_plan_counts_the_epoch_ends_once_the_first_is_timed(monkeypatch, capsys):
-    """A 1-minute run: 100 steps timed at 0.1 s each, then an epoch end (evaluation, grid, checkpoint) of
-    2 s at 13 s. By hand: 47 s remain; a 100-step epoch now costs 10 + 2 s, so a step 0.12 s, and
-    0.98 * 47 / 0.12 = 383.8 more steps: the plan ends at step 484 (it was 101 + 0.98 * 47 / 0.1 = 561)."""
+def test_each_epoch_end_replans_at_the_epochs_pace_counting_the_epoch_ends(monkeypatch, capsys):
+    """A 1-minute run: an epoch's 100 steps after its first timed at 0.1 s each, then an epoch end
+    (evaluation, grid, checkpoint) of 2 s at 13 s. By hand: 47 s remain; a 100-step epoch now costs
+    10 + 2 s, so a step 0.12 s, and 0.98 * 47 / 0.12 = 383.8 more steps: the plan ends at step 484 (the
+    first plan, without epoch ends, was 101 + 0.98 * 47 / 0.1 = 561)."""
     from training import common
 
     class Clock:
@@ -290,11 +291,13 @@ def test_the_plan_counts_the_epoch_ends_once_the_first_is_timed(monkeypatch, cap
     monkeypatch.setattr(common, "time", Clock())
     args = argparse.Namespace(minutes=1.0, dry_run=False, snapshot_seconds=0.0)
     run = common.Run(args=args, device=torch.device("cpu"), folder=Path("."), started=0.0)
-    run.step, run.pace_from, run.last_step_at, run.steps_per_epoch, run.planned_steps = 101, (1.0, 1), 11.0, 100, 561
+    run.step, run.epoch_first_step, run.last_step_at, run.steps_per_epoch = 101, (1.0, 1), 11.0, 100
+    run.planned_steps = 561
     run.replan()
-    assert run.planned_steps == 484 and run.replanned
+    assert run.planned_steps == 484
     assert "planned 484 steps (an epoch end takes 2.0 s)" in capsys.readouterr().out
-    run.replan()  # once only: --resume keeps what was saved
+    Clock.now = 20.0
+    run.replan()  # a second save in the same epoch (a VAE's mixture prior): no steps timed, the plan stays
     assert run.planned_steps == 484
 
 

@@ -209,11 +209,9 @@ class Run:
     snapshot_cost: float = 0.0  # seconds the last snapshot took, its images included
     keep: Any = None  # --keep-at: a function saving what the checkpoint would be into a folder (the script's)
     kept: set[int] = field(default_factory=set)  # --keep-at points already kept
-    replanned: bool = False  # the plan counts the epoch ends' cost (re-made once at the first save; saved)
     steps_per_epoch: int = 0  # this process's steps in the current epoch (`epoch_batches`)
     last_step_at: float | None = None  # perf_counter after this session's last step
-    pace_epoch: int = 0  # the epoch the calibration started in (plan_epoch: the one it planned in)
-    plan_epoch: int = 0
+    epoch_first_step: tuple[float, int] | None = None  # (perf_counter, step) after this epoch's first step
     rank_0_over: bool | None = None  # several processes: rank 0's decision to stop, after the last step
 
     @property
@@ -276,11 +274,13 @@ class Run:
 
         The plan: the steps that fit into BUDGET_MARGIN of the remaining budget at this session's pace,
         timed over its calibration steps after the first (which pays for one-off warm-ups), and over two
-        snapshot intervals at least. The epoch ends (test evaluation, grid, checkpoint) are counted when
-        the first one has been timed (`replan`). --resume keeps the saved plan.
+        snapshot intervals at least. Each epoch end re-plans from the epoch's own pace and cost (`replan`).
+        --resume keeps the saved plan.
         """
         self.step += 1
         self.last_step_at = time.perf_counter()
+        if self.epoch_first_step is None:
+            self.epoch_first_step = (self.last_step_at, self.step)
         self.keep_due()
         if self.budget_s is not None and self.planned_steps is None:
             self.plan()
@@ -291,7 +291,7 @@ class Run:
         """Plan a budgeted run's steps once this session's calibration steps are timed (see `stepped`)."""
         now = time.perf_counter()
         if self.step == self.session_step + 1:
-            self.pace_from, self.pace_epoch = (now, self.step), self.epoch
+            self.pace_from = (now, self.step)
             return
         calibration = 3 if self.args.dry_run else CALIBRATION_STEPS
         if self.step - self.pace_from[1] < calibration:
@@ -302,32 +302,28 @@ class Run:
         pace = (self.step - self.pace_from[1]) / max(now - self.pace_from[0], 1e-6)  # steps per second
         remaining = max(0.0, self.budget_s - self.elapsed())
         self.planned_steps = self.step + int(BUDGET_MARGIN * remaining * pace)
-        self.plan_epoch = self.epoch
-        self.replanned = self.plan_epoch != self.pace_epoch  # an epoch end fell in the timing: counted
         if self.dist.main:
             print(f"Budget: {self.args.minutes:g} min, planned {self.planned_steps} steps", flush=True)
 
     def replan(self) -> None:
-        """At the first epoch end after the plan (from `save`, before the state is written): re-plan the
-        remaining steps so that they and the epoch ends still to come fit into the budget.
+        """At each epoch end (from `save`, before the state is written): plan the remaining steps so that
+        they and the epoch ends still to come fit into the budget, at the pace of the epoch just done.
 
-        An epoch end (test evaluation, grid, checkpoint) costs `cost` seconds, timed from the last step to
-        now; with `spp` seconds per step (the calibration's window up to the last step, snapshots
-        included) and S steps per epoch, n steps take n * (spp + cost / S). Without this a VAE's 3-minute
-        run, whose 2 s evaluations come every 21 s, stopped at the budget 10-16% short of its plan, its
-        learning rate well above the floor. Made once and saved, so --resume follows it exactly.
+        With `spp` seconds per step over this epoch's steps after its first (snapshots included), an
+        epoch end (test evaluation, grid, checkpoint) of `cost` seconds, timed from the last step to now,
+        and S steps per epoch, n steps take n * (spp + cost / S). The first plan, 20 steps in, knows
+        neither the epoch ends nor the pace later on: a VAE's 3-minute runs stopped 7-16% short of it.
+        Epochs of a single step keep the plan (its calibration spanned epoch ends). The plan is saved
+        with the state, and the pace is timed within the epoch, so --resume follows it exactly.
         """
-        if (
-            self.replanned
-            or self.planned_steps is None
-            or self.last_step_at is None
-            or self.stopped_s is not None
-            or not self.steps_per_epoch
-        ):
+        first = self.epoch_first_step
+        self.epoch_first_step = None
+        if self.planned_steps is None or self.last_step_at is None or first is None or self.stopped_s is not None:
             return
-        self.replanned = True
+        if self.step - first[1] < 1 or not self.steps_per_epoch:
+            return
         cost = time.perf_counter() - self.last_step_at
-        seconds_per_step = (self.last_step_at - self.pace_from[0]) / max(1, self.step - self.pace_from[1])
+        seconds_per_step = (self.last_step_at - first[0]) / (self.step - first[1])
         remaining = max(0.0, self.budget_s - self.elapsed())
         steps = int(BUDGET_MARGIN * remaining / (seconds_per_step + cost / self.steps_per_epoch))
         self.planned_steps = self.step + steps
@@ -474,7 +470,7 @@ class Run:
             self.replan()
         counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed(), "commands": self.commands}
         if self.budget_s is not None:
-            counters.update(planned_steps=self.planned_steps, finished=self.out_of_budget(), replanned=self.replanned)
+            counters.update(planned_steps=self.planned_steps, finished=self.out_of_budget())
         save_training_state(self.state_path, modules, optimizers, counters)
 
     def progress(self, steps: list) -> tqdm:
@@ -607,7 +603,6 @@ def start_run(
         run.epoch, run.step, run.wall_time_s = counters["epoch"], counters["step"], counters["wall_time_s"]
         run.commands = counters.get("commands", [])
         run.planned_steps, run.finished = counters.get("planned_steps"), counters.get("finished", False)
-        run.replanned = counters.get("replanned", run.planned_steps is not None)  # (older states: as planned)
         run.session_step = run.step
         run.forget_log_after(run.epoch)
         if parallel.main:
