@@ -27,7 +27,6 @@ import torch
 from genmodels.data import load_fashion_mnist, to_tensor
 from genmodels.flow import INPAINT_RESAMPLE, INPAINT_STEPS
 from genmodels.lab import Lab
-from genmodels.limits import ANY_CLASS
 from genmodels.metrics import MAX_PSNR
 from genmodels.registry import MODELS
 from genmodels.studio import masked_psnr
@@ -63,12 +62,12 @@ def main() -> None:
 
     rows = []
     for model in args.models:
-        if MODELS[model].ode:
-            rows.append((model, ANY_CLASS, INPAINT_STEPS, INPAINT_RESAMPLE, "defaults, any class"))
+        if MODELS[model].denoises:
+            rows.append((model, "any", INPAINT_STEPS, INPAINT_RESAMPLE, "defaults, any class"))
             rows.append((model, "given", INPAINT_STEPS, INPAINT_RESAMPLE, "defaults, class given"))
             for setting in args.flow_settings:
                 steps, resample = (int(part) for part in setting.split(":"))
-                rows.append((model, ANY_CLASS, steps, resample, f"{steps} steps, resample {resample}"))
+                rows.append((model, "any", steps, resample, f"{steps} steps, resample {resample}"))
         else:
             rows.append(
                 (
@@ -86,7 +85,7 @@ def main() -> None:
             flow_settings = {} if steps is None else {"steps": steps, "resample": resample}
             times, kept, fit, region_psnr, results = [], [], [], [], []
             for image, label in zip(images, labels.tolist()):
-                given = label if label_mode == "given" else label_mode
+                given = label if label_mode == "given" else None  # (None: any class)
                 started = time.perf_counter()
                 blended, _, result = lab.inpaint(
                     model, image, regenerate, 0 if given is None else given, **flow_settings

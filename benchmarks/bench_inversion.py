@@ -113,7 +113,7 @@ def main() -> None:
     lab = Lab("cpu")
     for model in args.models or lab.generative():
         given = (
-            [lab.guess_class(image) if model == "cgan" else "any class" for image in images]
+            [lab.guess_class(image) if model == "cgan" else None for image in images]  # None: any class
             if args.no_label
             else labels
         )

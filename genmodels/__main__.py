@@ -39,7 +39,7 @@ def sample_labels(entry, label: str | None, num: int) -> torch.Tensor | None:
             raise ValueError(f"--label applies to conditional models only; {entry.name} is unconditional.")
         return None
     if label is not None and label.strip().lower() == "any":
-        if not entry.ode:
+        if not entry.any_class:
             raise ValueError(f"{entry.name} draws one class at a time; --label any is for flow.")
         return None
     if label is not None:
@@ -56,7 +56,7 @@ def _sample(args: argparse.Namespace) -> None:
         if name != entry.sample_knob:
             raise ValueError(f"--{name} does not apply to {entry.name}; it takes --{entry.sample_knob}.")
     if args.steps is not None:
-        if not entry.ode:
+        if not entry.denoises:
             raise ValueError(f"--steps applies to the flow model only; {entry.name} draws in one pass.")
         kwargs["steps"] = args.steps
     if not 1 <= args.num <= MAX_SAMPLES:

@@ -256,7 +256,9 @@ def evaluate_checkpoint(
     test = load_fashion_mnist("test", data_dir) if reference is None else None
     test_x = to_tensor(test.images if reference is None else reference)
     model = load_model(name, device, folder)
-    if MODELS[name].inverts and test is not None:  # an encoder: how well its guess alone reconstructs, G(E(x)) against x
+    if (
+        MODELS[name].inverts and test is not None
+    ):  # an encoder: how well its guess alone reconstructs, G(E(x)) against x
         generator = load_model(MODELS[name].inverts, device)
         metrics = {"psnr_db": round(encoder_psnr(model, generator, test_x, test.labels), 3)}
     elif not MODELS[name].generative:

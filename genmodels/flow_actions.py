@@ -14,7 +14,7 @@ from .data import to_tensor, to_uint8
 from .flow import REALIZE_STRENGTH
 from .latent import MAX_SEED, seed_to_z
 from .limits import MAX_APP_SEED, MAX_GUIDANCE, MAX_SAMPLING_STEPS, check_float, check_int
-from .registry import MODELS, family_of
+from .registry import MODELS, entry_of
 
 
 class FlowActions:
@@ -24,13 +24,13 @@ class FlowActions:
         """The model `model` if it samples by an ODE (a user's flow), else the bundled one, with its name,
         or a ValueError."""
         if model is not None and model != "flow":
-            if not MODELS[family_of(model)].ode:
+            if not entry_of(model).denoises:
                 raise ValueError(f"{model} does not sample by an ODE: pick a flow model.")
             return model, self.model(model)
         for name in self.models:
-            if MODELS[name].ode:
+            if MODELS[name].denoises:
                 return name, self.models[name]
-        broken = [name for name in self.broken if MODELS[name].ode]
+        broken = [name for name in self.broken if MODELS[name].denoises]
         raise ValueError(f"The {broken[0] if broken else 'flow'} model is not loaded, so this needs it.")
 
     @torch.inference_mode()

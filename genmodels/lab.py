@@ -21,7 +21,6 @@ from .flow_actions import FlowActions
 from .hub import HubRepo, card_metrics, download_checkpoint
 from .latent import MAX_SEED, interpolate, lerp, seed_to_z, slerp
 from .limits import (
-    ANY_CLASS,
     MAX_APP_SEED,
     MAX_GUIDANCE,
     MAX_IMAGES,
@@ -34,7 +33,7 @@ from .limits import (
     without_server_paths,
 )
 from .metrics import psnr
-from .registry import MODELS, family_of, load_model, parse_model_repos
+from .registry import MODELS, entry_of, family_of, load_model, parse_model_repos
 from .studio import StudioActions
 
 logger = logging.getLogger(__name__)
@@ -157,11 +156,10 @@ class Lab(StudioActions, FlowActions):
         return self.model("vae")
 
     def label(self, model: str, label: int | str | None) -> int | None:
-        """The class index `model` is given: a conditional family's class (None or ANY_CLASS: none, where
-        the family samples without one; the cGAN refuses it), and None for a family without classes."""
-        if not MODELS[family_of(model)].conditional or label is None:
-            return None
-        if isinstance(label, str) and label.strip().lower() == ANY_CLASS:
+        """The class index `model` is given: a conditional family's class by index or name (None: none,
+        where the family samples without one; the cGAN refuses it), and None for a family without
+        classes. (The page's "any class" is None by then: `ui.components.class_of`.)"""
+        if not entry_of(model).conditional or label is None:
             return None
         return class_index(label)
 
@@ -188,7 +186,7 @@ class Lab(StudioActions, FlowActions):
         net = self.model(model)
         seed = check_int("Seed", seed, 0, MAX_APP_SEED)
         num = check_int("Number of images", num, 1, MAX_IMAGES)
-        knob = MODELS[family_of(model)].sample_knob
+        knob = entry_of(model).sample_knob
         if knob == "truncation":
             knobs = {"truncation": check_float("Truncation", truncation, 0.0, MAX_TRUNCATION) or None}
         elif knob == "temperature":
@@ -235,7 +233,7 @@ class Lab(StudioActions, FlowActions):
         noise (under class `label`)."""
         net = self.model(model)
         if image is not None:
-            if not MODELS[family_of(model)].invertible:
+            if not entry_of(model).invertible:
                 raise ValueError(
                     f"Model {model!r} has no encoder; use a seed for its endpoints, or pick the VAE or flow."
                 )

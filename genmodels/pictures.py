@@ -57,8 +57,10 @@ def safe_zip_entries(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
             raise ValueError(f"The zip holds an entry with an unsafe path ({name!r}); it was not opened.")
         total += info.file_size
         if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > 2**20:
-            raise ValueError(f"The zip entry {name!r} expands {info.file_size // max(info.compress_size, 1)}-fold: "
-                             "it looks like a zip bomb, so the zip was not opened.")
+            raise ValueError(
+                f"The zip entry {name!r} expands {info.file_size // max(info.compress_size, 1)}-fold: "
+                "it looks like a zip bomb, so the zip was not opened."
+            )
     if total > MAX_ZIP_BYTES:
         raise ValueError(f"The zip would expand to {total / 2**20:,.0f} MB; the limit is {MAX_ZIP_BYTES // 2**20} MB.")
     return sorted((info for info in infos if not info.is_dir()), key=lambda info: info.filename)
@@ -116,8 +118,10 @@ def load_pictures(paths: list[str | Path] | str | Path, minimum: int = MIN_PICTU
         paths = [paths]
     sources = _sources(list(paths))
     if not sources:
-        raise ValueError("No files were given (an empty folder or zip?). Add at least "
-                         f"{minimum} pictures of the kind you want the model to learn.")
+        raise ValueError(
+            "No files were given (an empty folder or zip?). Add at least "
+            f"{minimum} pictures of the kind you want the model to learn."
+        )
     images, names, skipped, capped = [], [], [], 0
     for name, source, problem in sources:
         if problem is None and len(images) >= MAX_PICTURES:

@@ -42,6 +42,18 @@ class ModelEntry:
     refine_iterations: int = REFINE_ITERATIONS  # an encoder: L-BFGS iterations refining its guess (per generator)
 
     @property
+    def any_class(self) -> bool:
+        """Whether a conditional family also samples without a class (flow, trained with the class dropped
+        a share of the time): its pickers offer "any class", and the studio's directions apply to it."""
+        return self.conditional and self.ode
+
+    @property
+    def denoises(self) -> bool:
+        """Whether the family draws from noise in solver steps (flow): it takes steps and guidance, and
+        realizes (SDEdit), denoises and inpaints (RePaint) by itself, where the others invert."""
+        return self.ode
+
+    @property
     def invertible(self) -> bool:
         """Whether the family answers invert(x, label) -> z by itself (an encoder, or its ODE backwards);
         a GAN's latent is found by optimisation instead (genmodels.studio.inversion_steps)."""
@@ -166,6 +178,11 @@ def family_of(name: str) -> str:
         if family in MODELS:
             return family
     return name
+
+
+def entry_of(name: str | None) -> ModelEntry | None:
+    """The registry entry of a bundled model's name or a user's (`yours-<family>-<id>`); None if unknown."""
+    return MODELS.get(family_of(name)) if isinstance(name, str) else None
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -51,7 +51,7 @@ from .limits import (
     check_int,
     without_server_paths,
 )
-from .registry import MODELS, family_of, latent_encoder_name, refine_iterations
+from .registry import entry_of, latent_encoder_name, refine_iterations
 
 logger = logging.getLogger(__name__)
 
@@ -452,12 +452,12 @@ class StudioActions:
         """
         net = self.model(model)
         weights = None if mask is None else mask_weights(mask)
-        if MODELS[family_of(model)].ode:
+        if entry_of(model).denoises:
             if mask is not None:
                 raise ValueError(f"{model} does not invert under a mask; regenerate with `inpaint`.")
             yield invert_ode(net, to_tensor(image)[0], self.label(model, label))
             return
-        has_encoder, label = MODELS[family_of(model)].encoder, self.label(model, label)
+        has_encoder, label = entry_of(model).encoder, self.label(model, label)
         encoder_name = latent_encoder_name(model)
         latent_encoder = self.models.get(encoder_name) if encoder_name else None
         yield from inversion_steps(
@@ -485,7 +485,7 @@ class StudioActions:
         a GAN or the VAE inverts matching only the other pixels; the flow samples from seed `seed`'s
         noise with the other pixels held on their path (RePaint). Returns (blended image, the model's
         full image, the result with its PSNR on the kept pixels)."""
-        if MODELS[family_of(model)].ode:  # the flow samples the region around the kept pixels (RePaint)
+        if entry_of(model).denoises:  # the flow samples the region around the kept pixels (RePaint)
             result = self._inpaint_ode(model, image, mask_weights(~regenerate), label, seed, steps, resample)
         else:
             result = self.invert(model, image, mask=~regenerate, label=label, progress=progress)
@@ -523,8 +523,8 @@ class StudioActions:
 
     def _cached_directions(self, model: str, net: torch.nn.Module) -> Directions:
         """The directions cached for these weights and settings, or computed now and cached."""
-        entry = MODELS[family_of(model)]
-        sources = [net] if entry.encoder or entry.ode else [net, self.model("classifier", False)]
+        entry = entry_of(model)
+        sources = [net] if entry.invertible else [net, self.model("classifier", False)]
         settings = (
             f"{model} {self.device.type} images {DIRECTION_IMAGES} "
             f"ode {ODE_DIRECTION_IMAGES} x{ODE_DIRECTION_STEPS} alone "
@@ -545,13 +545,13 @@ class StudioActions:
 
     @torch.inference_mode()
     def _compute_directions(self, model: str, net: torch.nn.Module) -> Directions:
-        entry = MODELS[family_of(model)]
-        if entry.encoder or entry.ode:  # labelled training images, encoded or inverted
+        entry = entry_of(model)
+        if entry.invertible:  # labelled training images, encoded or inverted
             train = load_fashion_mnist("train")
-            if entry.ode:
-                latents = ode_latents(net, train.images[:ODE_DIRECTION_IMAGES], ODE_DIRECTION_STEPS)
-            else:
+            if entry.encoder:
                 latents = posterior_means(net, train.images[:DIRECTION_IMAGES])
+            else:  # the ODE backwards, with fewer steps than sampling takes
+                latents = ode_latents(net, train.images[:ODE_DIRECTION_IMAGES], ODE_DIRECTION_STEPS)
             classes, centroids = class_directions(latents, train.labels[: len(latents)])
             _, principal, explained = pca(latents, PRINCIPAL_COMPONENTS)
         else:  # a GAN: generated samples labelled by the classifier; GANSpace for the principal ones
@@ -574,7 +574,7 @@ class StudioActions:
     def every_class(self, model: str, z: torch.Tensor) -> torch.Tensor:
         """Images (10, 1, 28, 28): the latent z (latent_dim,) through each class label of a conditional
         model, so what the latent encodes apart from the class (pose, shape, shade) stays in view."""
-        if not MODELS[family_of(model)].conditional:
+        if not entry_of(model).conditional:
             raise ValueError(f"{model} has no class input; pick cgan or flow to see a latent as every class.")
         labels = torch.arange(len(CLASS_NAMES), device=self.device)
         return self.model(model).decode(z.to(self.device)[None].expand(len(labels), -1), labels)
@@ -678,8 +678,8 @@ class StudioActions:
 def movable(model: str) -> bool:
     """Whether the studio's directions apply to `model`: a family without a class input, or one that can
     also work without a class (flow: its noise of real images, inverted with no class, has them)."""
-    entry = MODELS[family_of(model)]
-    return not entry.conditional or entry.ode
+    entry = entry_of(model)
+    return not entry.conditional or entry.any_class
 
 
 def mask_weights(mask: np.ndarray) -> torch.Tensor:

@@ -95,13 +95,15 @@ def test_flow_settings_any_class_and_refusals(lab):
     # Guidance 0 ignores the class: every class (and none) gives the same images.
     unguided = lab.generate("flow", 0, 2, label="Bag", guidance=0)
     assert torch.equal(unguided, lab.generate("flow", 0, 2, label="Sneaker", guidance=0))
-    assert torch.equal(unguided, lab.generate("flow", 0, 2, label="any class"))
+    assert torch.equal(unguided, lab.generate("flow", 0, 2, label=None))
     with pytest.raises(ValueError, match="Steps"):
         lab.generate("flow", 0, 2, steps=2.5)
     with pytest.raises(ValueError, match="Guidance"):
         lab.generate("flow", 0, 2, guidance=math.nan)
     with pytest.raises(ValueError, match="class"):
-        lab.generate("cgan", 0, 2, label="any class")
+        lab.generate("cgan", 0, 2, label=None)
+    with pytest.raises(ValueError, match="Unknown class 'any class'"):  # the page's words: ui.components.class_of
+        lab.generate("flow", 0, 2, label="any class")
 
 
 def test_flow_inversion_decodes_back_and_feeds_every_tab(lab):
@@ -143,13 +145,13 @@ def test_flow_realize_denoise_inpaint_and_guidance_side_by_side(lab):
     # Guidance 0 is the model without the class, whatever the class asked.
     row, weights = lab.guidance_row(3, "Bag", guidance=2.5)
     assert weights == [0.0, 1.0, 2.5]
-    assert torch.equal(row[0:1], lab.generate("flow", 3, 1, label="any class"))
+    assert torch.equal(row[0:1], lab.generate("flow", 3, 1, label=None))
     assert torch.equal(row[2:3], lab.generate("flow", 3, 1, label="Bag", guidance=2.5))
     with pytest.raises(ValueError, match="Pick a class"):
-        lab.guidance_row(3, "any class")
+        lab.guidance_row(3, None)
     regenerate = np.zeros((28, 28), bool)
     regenerate[8:20, 8:20] = True
-    blended, generated, result = lab.inpaint("flow", image, regenerate, "any class", seed=1)
+    blended, generated, result = lab.inpaint("flow", image, regenerate, None, seed=1)
     assert np.array_equal(blended[~regenerate], image[~regenerate]) and not np.array_equal(blended, image)
     assert np.array_equal(blended[regenerate], generated[regenerate]) and result.seconds > 0
     with pytest.raises(ValueError, match="Strength"):

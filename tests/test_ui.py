@@ -325,7 +325,7 @@ def test_every_tab_opens_on_a_result_and_generate_on_the_best_model(lab):
     }
     best = min(fidc, key=fidc.get)
     assert blocks["generate-model"].value == best
-    assert blocks["generate-steps"].visible == MODELS[best].ode, "the best model's own knobs are shown"
+    assert blocks["generate-steps"].visible == MODELS[best].denoises, "the best model's own knobs are shown"
     assert "**Inverted" not in blocks["studio-info"].value and "Seed 0" in blocks["studio-info"].value
 
 

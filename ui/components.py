@@ -17,7 +17,7 @@ from genmodels.data import CLASS_NAMES, to_uint8
 from genmodels.flow import FlowSampling
 from genmodels.limits import ANY_CLASS, without_server_paths
 from genmodels.preprocess import MAX_FILE_BYTES, Prepared, prepare_upload
-from genmodels.registry import MODELS, family_of
+from genmodels.registry import entry_of
 
 logger = logging.getLogger("app")
 
@@ -107,16 +107,21 @@ LIVE = {"api_visibility": "private", "trigger_mode": "always_last", "show_progre
 CLASS_CHOICES = [*CLASS_NAMES, ANY_CLASS]  # what a class picker accepts; each model shows those it takes
 
 
+def class_of(label: int | str | None) -> int | str | None:
+    """A class picker's value for the lab: "any class" is None (no class); a class name or index as it is."""
+    return None if isinstance(label, str) and label.strip().lower() == ANY_CLASS else label
+
+
 def class_choices(model: str | None) -> list[str]:
     """The classes `model` can be asked for: the ten, and "any class" for a family that samples without one."""
-    entry = MODELS.get(family_of(model))
-    return list(CLASS_CHOICES) if entry is not None and entry.ode else list(CLASS_NAMES)
+    entry = entry_of(model)
+    return list(CLASS_CHOICES) if entry is not None and entry.any_class else list(CLASS_NAMES)
 
 
 def label_visibility(model: str, label: str | None = None):
     """The class picker for `model`: shown for conditional models only, with the classes it takes
     (a value it cannot take falls back to the first class)."""
-    entry = MODELS.get(family_of(model))
+    entry = entry_of(model)
     choices = class_choices(model)
     return gr.update(
         visible=bool(entry and entry.conditional),

@@ -16,6 +16,7 @@ from . import texts
 from .components import (
     CLASS_CHOICES,
     bind,
+    class_of,
     first_sight,
     flow_sampling,
     friendly,
@@ -63,7 +64,7 @@ def denoise(
         model: the flow model: "flow", or one you trained in the Train tab ("yours-flow-...").
     """
     prepared = None if image is None else read_upload(image).image
-    path = lab.denoise(seed, label, steps, guidance, prepared, strength, model)
+    path = lab.denoise(seed, class_of(label), steps, guidance, prepared, strength, model)
     frames, times = [], []
     for t, x_t, predicted in path:
         frames.append(row([x_t, BLANK if predicted is None else predicted]))
@@ -103,7 +104,7 @@ def compare_guidance(
         guidance: the third weight, 0 to 5.
         model: the flow model: "flow", or one you trained in the Train tab.
     """
-    images, weights = lab.guidance_row(seed, label, steps, guidance, model)
+    images, weights = lab.guidance_row(seed, class_of(label), steps, guidance, model)
     return [(image, f"guidance {weight:g}") for image, weight in zip(to_uint8_list(images), weights)]
 
 

@@ -12,7 +12,7 @@ from genmodels.lab import Lab
 from genmodels.limits import ANY_CLASS
 
 from . import texts
-from .components import CLASS_CHOICES, LIVE, bind, first_sight, friendly, image_input, read_upload
+from .components import CLASS_CHOICES, LIVE, bind, class_of, first_sight, friendly, image_input, read_upload
 
 
 @friendly
@@ -69,7 +69,7 @@ def realize(
         seed: random seed of the noise.
     """
     prepared = read_upload(image).image
-    return prepared, lab.realize(prepared, strength, label, seed)
+    return prepared, lab.realize(prepared, strength, class_of(label), seed)
 
 
 @friendly
@@ -78,7 +78,7 @@ def edit_and_realize(lab: Lab, image: str | bytes | None, *controls):
     then strength and class) realized."""
     *edits, strength, label = controls
     _, edited, _ = edit(lab, image, *edits)
-    return edited, lab.realize(edited, strength, label)
+    return edited, lab.realize(edited, strength, class_of(label))
 
 
 def realize_controls(elem_prefix: str) -> tuple:

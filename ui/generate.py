@@ -10,11 +10,21 @@ from genmodels.data import CLASS_NAMES
 from genmodels.images import grid
 from genmodels.lab import Lab
 from genmodels.limits import MAX_APP_SEED, MAX_GUIDANCE, MAX_IMAGES, MAX_SAMPLING_STEPS, MAX_TEMPERATURE, MAX_TRUNCATION
-from genmodels.registry import MODELS, family_of
+from genmodels.registry import entry_of
 from genmodels.settings import DEFAULTS, check_settings, parse_settings, settings_json
 
 from . import texts
-from .components import LIVE, bind, class_choices, first_sight, flow_sampling, friendly, label_visibility, to_uint8_list
+from .components import (
+    LIVE,
+    bind,
+    class_choices,
+    class_of,
+    first_sight,
+    flow_sampling,
+    friendly,
+    label_visibility,
+    to_uint8_list,
+)
 
 # Runs in the browser: the page's address with the settings as query parameters, copied to the clipboard.
 LINK_JS = """
@@ -58,14 +68,14 @@ def generate(
         guidance: flow only: classifier-free guidance (0 = ignore the class, 1 = plain conditional, up to 5),
             above 1 applied on the least noisy part of the path only (t <= the checkpoint's guidance_below).
     """
-    knobs = (truncation, temperature, label, steps, guidance)
+    knobs = (truncation, temperature, class_of(label), steps, guidance)
     tiles = grid(lab.generate(model, seed, num, *knobs))
     comparison = []
     if compare:
         for name in lab.generative():
             if name == model:  # already drawn above (for flow, a whole ODE run saved)
                 comparison.append((tiles, name))
-            elif label in class_choices(name) or not MODELS[family_of(name)].conditional:
+            elif label in class_choices(name) or not entry_of(name).conditional:
                 comparison.append((grid(lab.generate(name, seed, num, *knobs)), name))
     return tiles, comparison
 
@@ -87,7 +97,7 @@ def singles(
 
     A second event after `generate`, so the API call returns the grid without encoding each image.
     """
-    return captioned(lab.generate(model, seed, num, truncation, temperature, label, steps, guidance), seed)
+    return captioned(lab.generate(model, seed, num, truncation, temperature, class_of(label), steps, guidance), seed)
 
 
 def captioned(images, seed: int) -> list[tuple]:
@@ -101,7 +111,7 @@ def drawn(
 ):
     """The grid and the captioned single images of one draw, from one `Lab.generate`: what the page shows
     without a click (its defaults when it is built, a shared link's settings on load)."""
-    images = lab.generate(model, seed, num, truncation, temperature, label, steps, guidance)
+    images = lab.generate(model, seed, num, truncation, temperature, class_of(label), steps, guidance)
     return grid(images), captioned(images, seed)
 
 
@@ -181,7 +191,7 @@ def random_seed() -> int:
 
 def model_card(lab: Lab, model: str) -> str:
     """A few lines on the chosen model: what it is and its measured quality (from its model card)."""
-    entry = MODELS.get(family_of(model))
+    entry = entry_of(model)
     if entry is None:
         return ""
     lines = [f"**{model}**: {entry.description}."]
@@ -198,7 +208,7 @@ def model_card(lab: Lab, model: str) -> str:
 def knob_visibility(model: str, label: str | None = None):
     """Show the controls that apply to `model`: truncation, temperature or the ODE's steps and guidance,
     and the class picker with the classes it takes."""
-    entry = MODELS.get(family_of(model))
+    entry = entry_of(model)
     knob = entry.sample_knob if entry else None
     return (
         gr.update(visible=knob == "truncation"),
@@ -218,7 +228,7 @@ def render(lab: Lab) -> dict:
     """Lay out the Generate tab and wire its events; returns what the page wires on load."""
     generative = lab.generative()
     default_model = lab.best_generative()  # the lowest FIDc in its model card
-    entry = MODELS.get(family_of(default_model))
+    entry = entry_of(default_model)
     knob = entry.sample_knob if entry else None
     sampling = flow_sampling(lab)  # the flow checkpoint's steps and guidance
     defaults = dict(DEFAULTS, model=default_model, steps=sampling.steps, guidance=sampling.guidance)
@@ -246,7 +256,7 @@ def render(lab: Lab) -> dict:
                 value=sampling.steps,
                 step=1,
                 label="Steps (ODE)",
-                visible=bool(entry and entry.ode),
+                visible=bool(entry and entry.denoises),
                 elem_id="generate-steps",
             )
             guidance = gr.Slider(
@@ -255,7 +265,7 @@ def render(lab: Lab) -> dict:
                 value=sampling.guidance,
                 step=0.1,
                 label="Guidance",
-                visible=bool(entry and entry.ode),
+                visible=bool(entry and entry.denoises),
                 elem_id="generate-guidance",
             )
             label = gr.Dropdown(

@@ -14,6 +14,7 @@ from .components import (
     CLASS_CHOICES,
     LIVE,
     bind,
+    class_of,
     first_sight,
     friendly,
     gif_output,
@@ -59,7 +60,7 @@ def interpolate(
     """
     a = read_upload(image_a).image if image_a is not None else None
     b = read_upload(image_b).image if image_b is not None else None
-    frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, label))
+    frames = to_uint8_list(lab.interpolate(model, seed_a, seed_b, steps, method, a, b, class_of(label)))
     animation = gif(store, frames)
     return row(frames), animation
 
@@ -79,7 +80,7 @@ def scrub(
     """The image at `position` (0 = A, 1 = B) along the path, for the slider that scrubs along it."""
     a = read_upload(image_a).image if image_a is not None else None
     b = read_upload(image_b).image if image_b is not None else None
-    return to_uint8_list(lab.interpolate_at(model, seed_a, seed_b, position, method, a, b, label))[0]
+    return to_uint8_list(lab.interpolate_at(model, seed_a, seed_b, position, method, a, b, class_of(label)))[0]
 
 
 def render(lab: Lab, store: OutputStore) -> gr.Dropdown:

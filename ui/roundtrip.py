@@ -14,7 +14,7 @@ from genmodels.limits import ANY_CLASS
 from genmodels.preprocess import PREPARATIONS, Prepared
 
 from . import texts
-from .components import Sketchpad, bind, first_sight, friendly, image_input, read_upload
+from .components import Sketchpad, bind, class_of, first_sight, friendly, image_input, read_upload
 from .edit import realize_controls
 
 
@@ -60,7 +60,7 @@ def roundtrip_realize(
 ):
     """The page's realize of the Round trip picture or drawing (see /realize), next to the VAE's."""
     prepared = read_upload(image if image is not None else sketch, "an image (or draw one)", preparation).image
-    return prepared, lab.realize(prepared, strength, label)
+    return prepared, lab.realize(prepared, strength, class_of(label))
 
 
 def unchanged(prepared: Prepared) -> bool:

@@ -14,7 +14,7 @@ from genmodels.images import row, upscale
 from genmodels.lab import Lab
 from genmodels.limits import ANY_CLASS, MAX_APP_SEED, MAX_MOVE, MAX_STEPS, check_int
 from genmodels.preprocess import editor_image, painted_mask, prepare_mask, prepare_upload
-from genmodels.registry import MODELS, family_of
+from genmodels.registry import entry_of
 from genmodels.studio import movable
 
 from . import texts
@@ -24,6 +24,7 @@ from .components import (
     ImageEditor,
     Upload,
     bind,
+    class_of,
     first_sight,
     friendly,
     gif_output,
@@ -48,10 +49,10 @@ def studio_state(model: str, z: torch.Tensor, label: str, source: str) -> dict:
 def inversion_class(lab: Lab, model: str, image, label: str) -> tuple[str, str]:
     """The class a picture is inverted under, and the words that say so: "any class" stays for flow
     (its unconditional path), and becomes the classifier's guess for a family that needs a class."""
-    entry = MODELS[family_of(model)]
+    entry = entry_of(model)
     if not entry.conditional:
         return label, ""
-    if label == ANY_CLASS and not entry.ode:
+    if label == ANY_CLASS and not entry.any_class:
         label = lab.guess_class(image)
         return label, f" as **{label}** (the classifier's guess; pick a class to choose another),"
     return label, f" under **{label}**,"
@@ -74,7 +75,7 @@ def invert(lab: Lab, image, model: str = "vae", label: str = ANY_CLASS):
     """
     prepared = read_upload(image).image
     label, under = inversion_class(lab, model, prepared, label)
-    for result in lab.inversion_steps(model, prepared, label=label):
+    for result in lab.inversion_steps(model, prepared, label=class_of(label)):
         reconstruction = to_uint8_list(result.image[None])[0]
         if result.fraction < 1:  # the best reconstruction so far; the latent is kept only at the end
             info = f"**Inverting into {model}:** {result.fraction:.0%} done, PSNR {result.psnr:.1f} dB so far."
@@ -96,8 +97,8 @@ def studio_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0]):
         seed: the random seed.
         label: the class of cgan and flow (flow also takes "any class").
     """
-    z = lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label)
-    image = to_uint8_list(lab.decode(model, z[None], label))[0]
+    z = lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), class_of(label))
+    image = to_uint8_list(lab.decode(model, z[None], class_of(label)))[0]
     state = studio_state(model, z, label, f"seed {int(seed)}")
     return (image, image), f"**Seed {int(seed)}** in {model}.", state
 
@@ -116,12 +117,12 @@ def every_class(lab: Lab, model: str = "flow", seed: int = 0, image=None, label:
         label: the class the picture is inverted under (flow also takes "any class").
     """
     operand = read_upload(image).image if image is not None else check_int("Seed", seed, 0, MAX_APP_SEED)
-    return row(to_uint8_list(lab.every_class(model, lab.latent(model, operand, label))))
+    return row(to_uint8_list(lab.every_class(model, lab.latent(model, operand, class_of(label)))))
 
 
 def state_every_class(lab: Lab, state: dict | None):
     """The studio's latent as every class, shown for conditional models (the page's row)."""
-    if not state or not MODELS[family_of(state["model"])].conditional:
+    if not state or not entry_of(state["model"]).conditional:
         return gr.update(visible=False)
     return gr.update(value=row(to_uint8_list(lab.every_class(state["model"], state["z"]))), visible=True)
 
@@ -145,10 +146,14 @@ def move_latent(
     """`move` on the page: the latent brought into the studio (`base`; a seed's without one), the
     result added to the undo history."""
     if base is None or base["model"] != model:
-        base = studio_state(model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), label), label, "seed")
+        base = studio_state(
+            model, lab.latent(model, check_int("Seed", seed, 0, MAX_APP_SEED), class_of(label)), label, "seed"
+        )
     z = base["z"]
     moved = lab.move(model, z[None], target, amount, keep or [], [pc1, pc2, pc3, pc4])
-    before, after = to_uint8_list(lab.decode(model, torch.cat([z[None].to(lab.device), moved]), base["label"]))
+    before, after = to_uint8_list(
+        lab.decode(model, torch.cat([z[None].to(lab.device), moved]), class_of(base["label"]))
+    )
     shares = ", ".join(f"{share:.0%}" for share in lab.directions(model).explained[:PRINCIPAL_SLIDERS].tolist())
     info = (
         f"From {base['source']}: {amount:+g} towards **{target}**"
@@ -274,7 +279,7 @@ def arithmetic(
         read_upload(image).image if image is not None else operand(text)
         for text, image in ((a, image_a), (b, image_b), (c, image_c))
     ]
-    images = to_uint8_list(lab.arithmetic(model, *operands, label=label))
+    images = to_uint8_list(lab.arithmetic(model, *operands, label=class_of(label)))
     return row(images[:3]), images[3]
 
 
@@ -299,7 +304,7 @@ def keyframes(
         label: the class of cgan and flow (flow also takes "any class").
         images: pictures that "image 1", "image 2" ... refer to.
     """
-    frames = to_uint8_list(lab.keyframes(model, parse_keyframes(keys, images or []), steps, method, label))
+    frames = to_uint8_list(lab.keyframes(model, parse_keyframes(keys, images or []), steps, method, class_of(label)))
     animation = gif(store, frames, boomerang=False)
     return row(frames), animation
 
@@ -335,7 +340,7 @@ def inpaint_editor(
 def regenerate(lab: Lab, prepared: np.ndarray, masked: np.ndarray, model: str, label: str, progress):
     """The masked pixels of `prepared` redrawn by the model (Lab.inpaint), as a before/after pair."""
     blended, generated, result = lab.inpaint(
-        model, prepared, masked, label, progress=lambda f: progress(f, desc="Regenerating")
+        model, prepared, masked, class_of(label), progress=lambda f: progress(f, desc="Regenerating")
     )
     info = f"**Regenerated with {model}:** PSNR {result.psnr:.1f} dB on the kept pixels, in {result.seconds:.2f} s."
     return (prepared, blended), generated, info
@@ -344,7 +349,7 @@ def regenerate(lab: Lab, prepared: np.ndarray, masked: np.ndarray, model: str, l
 @friendly
 def editor_from_seed(lab: Lab, model: str, seed: int, label: str = CLASS_NAMES[0]):
     """Put seed `seed`'s image, enlarged, into the mask editor as its background."""
-    image = to_uint8_list(lab.generate(model, seed, 1, label=label))[0]
+    image = to_uint8_list(lab.generate(model, seed, 1, label=class_of(label)))[0]
     return {"background": upscale(image, EDITOR_ZOOM), "layers": [], "composite": None}
 
 

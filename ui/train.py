@@ -26,11 +26,10 @@ from genmodels.lab import Lab
 from genmodels.limits import ANY_CLASS
 from genmodels.pictures import load_pictures
 from genmodels.registry import (
-    MODELS,
     TRAINABLE,
     YOURS_PREFIX,
     check_user_checkpoint,
-    family_of,
+    entry_of,
     unpack_user_checkpoint,
 )
 from training.jobs import LIMITS, MIN_BUDGET_S, RECIPES, Job, JobRunner, checkpoint_zip, class_names
@@ -81,8 +80,8 @@ class Trainer:
             self.owned.setdefault(session, {})[name] = time.time()
             names = self.lab.generative() + list(self.owned[session])
         updates = [gr.update(choices=names, value=name)] + [gr.update(choices=names)] * (self.pickers - 2)
-        flows = [n for n in names if MODELS[family_of(n)].ode]
-        updates.append(gr.update(choices=flows) if MODELS[family_of(name)].ode else gr.skip())
+        flows = [n for n in names if entry_of(n).denoises]
+        updates.append(gr.update(choices=flows) if entry_of(name).denoises else gr.skip())
         label = first_class(name, job)
         return updates + [gr.skip() if label is None else gr.update(choices=class_choices(name), value=label)]
 
@@ -178,7 +177,7 @@ def curves(job: Job) -> pd.DataFrame:
 def first_class(name: str, job: Job | None) -> str | None:
     """The class Generate opens a user's conditional model on: "any class" when it learned from pictures
     without classes, else the first class it learned (None: the picker's own, T-shirt/top)."""
-    if job is None or not MODELS[family_of(name)].conditional:
+    if job is None or not entry_of(name).conditional:
         return None
     if job.pictures:
         return ANY_CLASS
