@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from unittest import mock
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from genmodels.registry import load_model
@@ -56,16 +58,23 @@ def test_dry_run_writes_a_loadable_checkpoint_and_resumes(name, tmp_path):
 
 
 @needs_data
-def test_resumed_gan_run_matches_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("flags", [(), ("--muon", "--gen-hidden", "32", "--disc-hidden", "32")])
+def test_resumed_gan_run_matches_an_uninterrupted_one(flags, tmp_path):
+    """Also with Muon for the linear layers (the discriminator's; the generator has none): its momentum
+    is saved and restored beside Adam's."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train("train_gan", straight, "--epochs", "2").returncode == 0
-    assert train("train_gan", split, "--epochs", "1").returncode == 0
-    assert train("train_gan", split, "--epochs", "2", "--resume").returncode == 0
+    assert train("train_gan", straight, "--epochs", "2", *flags).returncode == 0
+    assert train("train_gan", split, "--epochs", "1", *flags).returncode == 0
+    assert train("train_gan", split, "--epochs", "2", "--resume", *flags).returncode == 0
     a = load_file(straight / "checkpoint" / "model.safetensors")
     b = load_file(split / "checkpoint" / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6), key
+    with safe_open(str(split / "state.safetensors"), framework="pt") as handle:
+        optimizers = {key.removeprefix("optim/") for key in handle.metadata() if key.startswith("optim/")}
+    expected = {"generator", "discriminator"} | ({"discriminator-muon"} if flags else set())
+    assert optimizers == expected
 
 
 def test_resume_without_state_explains(tmp_path):
@@ -159,7 +168,7 @@ def trained_with(name: str, out: Path, *flags: str) -> torch.nn.Module:
     done = train(SCRIPTS[name], out, "--epochs", "1", *flags)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert all(value == value and abs(value) < 1e6 for value in metrics.values()), metrics  # finite
+    assert all(math.isfinite(value) and abs(value) < 1e6 for value in metrics.values()), metrics
     model = load_model(name, source=out / "checkpoint")
     assert all(torch.isfinite(p).all() for p in model.parameters())
     return model
@@ -276,10 +285,10 @@ def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp
 
 
 def test_each_epoch_end_replans_at_the_epochs_pace_counting_the_epoch_ends(monkeypatch, capsys):
-    """A 1-minute run: an epoch's 100 steps after its first timed at 0.1 s each, then an epoch end
-    (evaluation, grid, checkpoint) of 2 s at 13 s. By hand: 47 s remain; a 100-step epoch now costs
-    10 + 2 s, so a step 0.12 s, and 0.98 * 47 / 0.12 = 383.8 more steps: the plan ends at step 484 (the
-    first plan, without epoch ends, was 101 + 0.98 * 47 / 0.1 = 561)."""
+    """A plan to step 561 made at 0.1 s per step; at step 101 an epoch's 100 steps after its first took
+    0.1 s each and its end (evaluation, grid, checkpoint) 2 s. By hand: a step of a 100-step epoch now
+    costs 0.1 + 2 / 100 = 0.12 s, so the 460 steps left (46 s) become int(46 / 0.12) = 383: the plan
+    ends at step 484, and assumes 0.12 s per step from now on."""
     from training import common
 
     class Clock:
@@ -292,9 +301,9 @@ def test_each_epoch_end_replans_at_the_epochs_pace_counting_the_epoch_ends(monke
     args = argparse.Namespace(minutes=1.0, dry_run=False, snapshot_seconds=0.0)
     run = common.Run(args=args, device=torch.device("cpu"), folder=Path("."), started=0.0)
     run.step, run.epoch_first_step, run.last_step_at, run.steps_per_epoch = 101, (1.0, 1), 11.0, 100
-    run.planned_steps = 561
+    run.planned_steps, run.step_seconds = 561, 0.1
     run.replan()
-    assert run.planned_steps == 484
+    assert run.planned_steps == 484 and run.step_seconds == pytest.approx(0.12)
     assert "planned 484 steps (an epoch end takes 2.0 s)" in capsys.readouterr().out
     Clock.now = 20.0
     run.replan()  # a second save in the same epoch (a VAE's mixture prior): no steps timed, the plan stays

@@ -212,6 +212,7 @@ class Run:
     steps_per_epoch: int = 0  # this process's steps in the current epoch (`epoch_batches`)
     last_step_at: float | None = None  # perf_counter after this session's last step
     epoch_first_step: tuple[float, int] | None = None  # (perf_counter, step) after this epoch's first step
+    step_seconds: float | None = None  # a budgeted run: seconds per step its plan assumes (epoch ends included)
     rank_0_over: bool | None = None  # several processes: rank 0's decision to stop, after the last step
 
     @property
@@ -302,31 +303,33 @@ class Run:
         pace = (self.step - self.pace_from[1]) / max(now - self.pace_from[0], 1e-6)  # steps per second
         remaining = max(0.0, self.budget_s - self.elapsed())
         self.planned_steps = self.step + int(BUDGET_MARGIN * remaining * pace)
+        self.step_seconds = 1.0 / pace
         if self.dist.main:
             print(f"Budget: {self.args.minutes:g} min, planned {self.planned_steps} steps", flush=True)
 
     def replan(self) -> None:
-        """At each epoch end (from `save`, before the state is written): plan the remaining steps so that
-        they and the epoch ends still to come fit into the budget, at the pace of the epoch just done.
+        """At each epoch end (from `save`, before the state is written): re-plan the remaining steps at
+        the pace of the epoch just done, its end included.
 
-        With `spp` seconds per step over this epoch's steps after its first (snapshots included), an
-        epoch end (test evaluation, grid, checkpoint) of `cost` seconds, timed from the last step to now,
-        and S steps per epoch, n steps take n * (spp + cost / S). The first plan, 20 steps in, knows
-        neither the epoch ends nor the pace later on: a VAE's 3-minute runs stopped 7-16% short of it.
-        Epochs of a single step keep the plan (its calibration spanned epoch ends). The plan is saved
-        with the state, and the pace is timed within the epoch, so --resume follows it exactly.
+        The plan assumed `step_seconds` per step. This epoch took `spp` seconds per step over its steps
+        after its first (snapshots included), and its end (test evaluation, grid, checkpoint) `cost`
+        seconds, timed from the last step to now, so with S steps per epoch a step now costs
+        c = spp + cost / S: the n planned steps left become n * step_seconds / c. The first plan, 20 steps
+        in, knew neither the epoch ends nor the pace later on: a VAE's 3-minute runs stopped 7-16% short
+        of it. Only durations within the epoch count (no reading of the clock across sessions), and the
+        plan is saved with the state, so --resume follows it exactly. Epochs of one step keep the plan.
         """
         first = self.epoch_first_step
         self.epoch_first_step = None
-        if self.planned_steps is None or self.last_step_at is None or first is None or self.stopped_s is not None:
+        if self.planned_steps is None or self.step_seconds is None or self.last_step_at is None or first is None:
             return
-        if self.step - first[1] < 1 or not self.steps_per_epoch:
+        if self.stopped_s is not None or self.step - first[1] < 1 or not self.steps_per_epoch:
             return
         cost = time.perf_counter() - self.last_step_at
-        seconds_per_step = (self.last_step_at - first[0]) / (self.step - first[1])
-        remaining = max(0.0, self.budget_s - self.elapsed())
-        steps = int(BUDGET_MARGIN * remaining / (seconds_per_step + cost / self.steps_per_epoch))
-        self.planned_steps = self.step + steps
+        step_cost = (self.last_step_at - first[0]) / (self.step - first[1]) + cost / self.steps_per_epoch
+        left = max(0, self.planned_steps - self.step)
+        self.planned_steps = self.step + int(left * self.step_seconds / max(step_cost, 1e-9))
+        self.step_seconds = step_cost
         if self.dist.main:
             print(
                 f"Budget: {self.args.minutes:g} min, planned {self.planned_steps} steps "
@@ -470,7 +473,9 @@ class Run:
             self.replan()
         counters = {"epoch": self.epoch, "step": self.step, "wall_time_s": self.elapsed(), "commands": self.commands}
         if self.budget_s is not None:
-            counters.update(planned_steps=self.planned_steps, finished=self.out_of_budget())
+            counters.update(
+                planned_steps=self.planned_steps, finished=self.out_of_budget(), step_seconds=self.step_seconds
+            )
         save_training_state(self.state_path, modules, optimizers, counters)
 
     def progress(self, steps: list) -> tqdm:
@@ -603,6 +608,7 @@ def start_run(
         run.epoch, run.step, run.wall_time_s = counters["epoch"], counters["step"], counters["wall_time_s"]
         run.commands = counters.get("commands", [])
         run.planned_steps, run.finished = counters.get("planned_steps"), counters.get("finished", False)
+        run.step_seconds = counters.get("step_seconds")  # (None in older states: their plan stays)
         run.session_step = run.step
         run.forget_log_after(run.epoch)
         if parallel.main:
@@ -665,16 +671,39 @@ def ema_average(module: nn.Module, decay: float, warmup: bool = False) -> Averag
     return AveragedModel(module, multi_avg_fn=update)
 
 
-def with_muon(module: nn.Module, lr: float, make_adam) -> dict[str, torch.optim.Optimizer]:
-    """`module`'s optimisers with Muon: torch.optim.Muon for the weights of its linear layers (momentum
-    orthogonalised by Newton-Schulz iterations; its update scaled to AdamW's RMS, "match_rms_adamw", so
-    one learning rate serves both) and `make_adam(parameters)` for the rest (convolutions, biases, norms,
-    embeddings). Keyed "adam" and "muon", for `save`."""
+def optimizers_for(name: str, module: nn.Module, make_adam, muon: bool = False, lr: float = 0.0) -> dict:
+    """`module`'s optimisers, keyed for `save`: {name: make_adam(its parameters)}; with `muon`,
+    torch.optim.Muon at `lr` for the weights of its linear layers (momentum orthogonalised by
+    Newton-Schulz iterations, its update scaled to AdamW's RMS, "match_rms_adamw", so one learning rate
+    serves both) as `name`-muon, and make_adam for the rest (convolutions, biases, norms, embeddings).
+    A module without linear layers (the DCGAN's generator) has make_adam alone."""
     linear = {id(layer.weight) for layer in module.modules() if isinstance(layer, nn.Linear)}
     matrices = [p for p in module.parameters() if id(p) in linear]
+    if not muon or not matrices:
+        return {name: make_adam(list(module.parameters()))}
     rest = [p for p in module.parameters() if id(p) not in linear]
-    muon = torch.optim.Muon(matrices, lr=lr, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
-    return {"adam": make_adam(rest), "muon": muon}
+    muon_optimizer = torch.optim.Muon(matrices, lr=lr, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")
+    return {name: make_adam(rest), f"{name}-muon": muon_optimizer}
+
+
+class JointOptimizer:
+    """Several optimisers of one module stepped as one (`optimizers_for` with Muon): zero_grad, step, and
+    their param_groups together, where a schedule sets the learning rate."""
+
+    def __init__(self, parts: dict[str, torch.optim.Optimizer]):
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for part in self.parts.values() for group in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts.values():
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts.values():
+            part.step()
 
 
 def seed_everything(seed: int) -> None:

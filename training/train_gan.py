@@ -38,11 +38,13 @@ from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
+    JointOptimizer,
     ema_average,
     epoch_generator,
     finish,
     load_split,
     make_parser,
+    optimizers_for,
     parse_classes,
     seed_everything,
     start_run,
@@ -65,6 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
     parser.add_argument("--ema-warmup", action="store_true", help="let the EMA's decay grow from 0 to --ema")
     parser.add_argument("--lr-decay", action="store_true", help="decay both learning rates linearly to 0 over the run")
+    parser.add_argument(
+        "--muon",
+        action="store_true",
+        help="torch.optim.Muon for the discriminator's linear layers' weights (--disc-hidden; the generator has none)",
+    )
     parser.add_argument("--conditional", action="store_true", help="train the class-conditional GAN (cgan)")
     parser.add_argument(
         "--init-from",
@@ -107,16 +114,29 @@ def main(argv: list[str] | None = None) -> None:
         """The extra argument of G and D: the labels for the conditional GAN, nothing otherwise."""
         return (labels.to(device, non_blocking=True),) if args.conditional else ()
 
-    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     lr_d = args.lr if args.lr_d is None else args.lr_d
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=(args.beta1, 0.999))
+    parts_g = optimizers_for(
+        "generator",
+        generator,
+        lambda ps: torch.optim.Adam(ps, lr=args.lr, betas=(args.beta1, 0.999)),
+        args.muon,
+        args.lr,
+    )
+    parts_d = optimizers_for(
+        "discriminator",
+        discriminator,
+        lambda ps: torch.optim.Adam(ps, lr=lr_d, betas=(args.beta1, 0.999)),
+        args.muon,
+        lr_d,
+    )
+    opt_g, opt_d = JointOptimizer(parts_g), JointOptimizer(parts_d)
     modules = {"generator": generator, "discriminator": discriminator}
     average = None
     if args.ema > 0:
         # torch's own EMA over the weights; BatchNorm's statistics are recomputed before each save.
         average = ema_average(generator, args.ema, args.ema_warmup)
         modules["ema"] = average
-    optimizers = {"generator": opt_g, "discriminator": opt_d}
+    optimizers = {**parts_g, **parts_d}
     run = start_run(args, modules, optimizers)
     device = run.device
     saved = average.module if average is not None else generator  # what the checkpoint holds
@@ -321,8 +341,8 @@ class Players:
     generator: torch.nn.Module
     discriminator: torch.nn.Module
     bare_discriminator: torch.nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
+    opt_g: JointOptimizer
+    opt_d: JointOptimizer
 
 
 def gan_step(
