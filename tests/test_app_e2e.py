@@ -58,6 +58,8 @@ def test_generate_with_only_the_documented_names(client):
 def test_generate_vae_with_temperature(client):
     grid, *_ = client.predict(model="vae", seed=7, num=4, temperature=0.5, api_name="/generate")
     assert_picture(grid, (62, 62))
+    usual, *_ = client.predict(model="vae", seed=7, num=4, temperature=1.0, api_name="/generate")
+    assert not np.array_equal(pixels(grid), pixels(usual)), "the temperature reaches the model"
 
 
 def test_generate_conditional_with_a_class(client):

@@ -64,8 +64,10 @@ class Recipe:
         return ["--width", str(width)]
 
 
-# The scripts' own recipes, sized for a CPU thread and minutes: the flow at a quarter of the bundled
-# model's width (the size of its guide network) on batches of 64, so it takes enough steps to learn.
+# The scripts' own recipes, sized for a CPU thread and minutes: the VAE's script defaults are the
+# speedrun's winner (docs/speedrun.md: Muon, a Gaussian decoder, a 32-d latent, a cosine); the flow at a
+# quarter of the bundled model's width (the size of its guide network) on batches of 64, so it takes
+# enough steps to learn.
 RECIPES: dict[str, Recipe] = {
     "vae": Recipe("train_vae", lr=1e-3, batch_size=128, width=32),
     "dcgan": Recipe("train_gan", lr=2e-4, batch_size=128, width=64, flags=("--ema", "0.999", "--ema-warmup")),

@@ -4,9 +4,17 @@ python -m training.train_vae                     # 10 epochs into runs/vae
 python -m training.train_vae --resume            # continue after a kill
 python -m training.train_vae --dry-run --out /tmp/vae
 python -m training.train_vae --minutes 3 --classes Trouser,Bag --snapshot-seconds 5 --out runs/vae-3min
+
+The defaults are the speedrun's recipe (docs/speedrun.md): a 32-d latent, a Gaussian decoder with a
+learned variance, torch.optim.Muon for the linear layers' weights and Adam for the rest, and a warm-up
+and cosine learning rate. In 3 minutes on 2 threads it reconstructs the test images at 21.95 dB, past
+the bundled VAE's 20.9 dB (40 minutes of Adam). The tutorial's plain VAE is
+`--likelihood bernoulli --latent-dim 16 --lr-schedule constant --no-muon`.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import torch
 from torch import nn
@@ -17,14 +25,15 @@ from genmodels.latent import seed_to_z
 from genmodels.metrics import psnr
 from genmodels.vae import VAE, VAEConfig
 from training.common import (
+    JointOptimizer,
     epoch_generator,
     finish,
     learning_rate,
     load_split,
     make_parser,
+    optimizers_for,
     seed_everything,
     start_run,
-    with_muon,
 )
 
 
@@ -104,21 +113,24 @@ def fit_mixture_prior(model: VAE, images: torch.Tensor, seed: int, batch_size: i
 
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.splitlines()[0], epochs=10, batch_size=128, lr=1e-3, out="runs/vae")
-    parser.add_argument("--latent-dim", type=int, default=VAEConfig.latent_dim, help="size of z")
+    parser.add_argument("--latent-dim", type=int, default=32, help="size of z")
     parser.add_argument("--width", type=int, default=VAEConfig.width, help="channels of the first conv layer")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (1 = the ELBO)")
     parser.add_argument("--hidden-dim", type=int, default=VAEConfig.hidden_dim, help="fully connected layer size")
     parser.add_argument(
-        "--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli", help="decoder likelihood"
+        "--likelihood", choices=("bernoulli", "gaussian"), default="gaussian", help="decoder likelihood"
     )
     parser.add_argument(
         "--lr-schedule",
         choices=("constant", "cosine"),
-        default="constant",
+        default="cosine",
         help="constant --lr, or a warm-up and a cosine down to a tenth of it at the end (a budget's plan)",
     )
     parser.add_argument(
-        "--muon", action="store_true", help="torch.optim.Muon for the linear layers' weights, Adam for the rest"
+        "--muon",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="torch.optim.Muon for the linear layers' weights, Adam for the rest (--no-muon: Adam for all)",
     )
     parser.add_argument(
         "--prior-components",
@@ -139,10 +151,10 @@ def main(argv: list[str] | None = None) -> None:
         prior_components=args.prior_components,
     )
     model = VAE(config)
-    if args.muon:
-        optimizers = with_muon(model, args.lr, lambda parameters: torch.optim.Adam(parameters, lr=args.lr))
-    else:
-        optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=args.lr)}
+    optimizers = optimizers_for(
+        "vae", model, lambda parameters: torch.optim.Adam(parameters, lr=args.lr), args.muon, args.lr
+    )
+    optimizer = JointOptimizer(optimizers)
     run = start_run(args, {"vae": model}, optimizers)
     device = run.device
     # DDP wraps a module's forward; the VAE's training pass is encode + decode, so it gets one.
@@ -167,16 +179,13 @@ def main(argv: list[str] | None = None) -> None:
             # Reparameterisation z = mu + sigma * eps with eps drawn on the CPU from the epoch's generator.
             eps = run.to_device(torch.randn(len(index), config.latent_dim, generator=rng))
             if args.lr_schedule == "cosine":  # from the global step, so a resumed run follows the schedule
-                for optimizer in optimizers.values():
-                    for group in optimizer.param_groups:
-                        group["lr"] = learning_rate(run.step, run.total_steps(len(steps)), args.lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(run.step, run.total_steps(len(steps)), args.lr)
             with run.autocast():
                 loss, reconstruction, kl = train_pass(x, eps, args.beta)
-            for optimizer in optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            for optimizer in optimizers.values():
-                optimizer.step()
+            optimizer.step()
 
             run.stepped()
             loss_sum += loss.item()
