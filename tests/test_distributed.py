@@ -19,21 +19,27 @@ from training.common import Distributed, Run
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def two_processes(script: str, out: Path, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """A --dry-run of `script` as 2 torchrun processes on the CPU: it succeeds; returns the result and the
+    replica comparison rank 0 printed."""
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *("-m", f"training.{script}", "--dry-run", "--device", "cpu", "--out", str(out), *flags),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Replicas: "))
+    return result, json.loads(line.removeprefix("Replicas: "))
+
+
 @needs_data
 @pytest.mark.parametrize("name", list(SCRIPTS))
 def test_two_processes_train_in_step_and_only_rank_0_writes(name, tmp_path):
     out = tmp_path / "run"
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
-        *("-m", f"training.{SCRIPTS[name]}", "--dry-run", "--epochs", "2", "--device", "cpu", "--out", str(out)),
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result, replicas = two_processes(SCRIPTS[name], out, "--epochs", "2")
 
     # Both ranks took their steps (the dry run's 256 images split in two: 4 batches of 32 per epoch
     # each) and, having seen different images, hold identical weights: the gradients were averaged.
-    line = next(line for line in result.stdout.splitlines() if line.startswith("Replicas: "))
-    replicas = json.loads(line.removeprefix("Replicas: "))
     assert replicas == {"processes": 2, "steps_per_rank": [8, 8], "replicas_identical": True}
 
     # Only rank 0 logs and writes: one metrics line per epoch, one checkpoint message.
@@ -79,15 +85,7 @@ def test_a_budgeted_run_on_two_processes_stops_every_rank_at_rank_0s_step(tmp_pa
     """--minutes under torchrun: each rank's clock and plan could differ by a step, and a rank stepping
     alone would wait for the other's gradients forever; all follow rank 0's plan and stop together."""
     out = tmp_path / "run"
-    command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
-        *("-m", "training.train_vae", "--dry-run", "--minutes", "0.1", "--device", "cpu", "--out", str(out)),
-        *("--eval-samples", "0", "--threads", "1"),
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(line for line in result.stdout.splitlines() if line.startswith("Replicas: "))
-    replicas = json.loads(line.removeprefix("Replicas: "))
+    _, replicas = two_processes("train_vae", out, "--minutes", "0.1", "--eval-samples", "0", "--threads", "1")
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert replicas["steps_per_rank"] == [last["step"], last["step"]] and replicas["replicas_identical"]
     assert last["step"] > 8, "it trained past its first epoch, on its budget"
