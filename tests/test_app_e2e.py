@@ -69,11 +69,21 @@ def test_generate_conditional_with_a_class(client):
     assert not np.array_equal(pixels(sneakers), pixels(bags))
 
 
+def flow_defaults() -> tuple[int, float]:
+    """The served flow checkpoint's own sampling settings (its config.json): what the page's defaults must be."""
+    sampling = load_model("flow", "cpu").sampling
+    return sampling.steps, sampling.guidance
+
+
 def test_generate_flow_with_steps_and_guidance(client):
     grid, *_ = client.predict(model="flow", seed=0, num=16, label="Sneaker", api_name="/generate")
     first = assert_picture(grid, (122, 122))
-    again = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=6, guidance=3.7, api_name="/generate")
-    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's: 6 steps, guidance 3.7"
+    steps, guidance = flow_defaults()
+    again = client.predict(
+        model="flow", seed=0, num=16, label="Sneaker", steps=steps, guidance=guidance, api_name="/generate"
+    )
+    assert np.array_equal(first, pixels(again[0])), "the defaults are the checkpoint's steps and guidance"
+    assert steps != 4, "the call below asks for other steps than the default"
     fewer = client.predict(model="flow", seed=0, num=16, label="Sneaker", steps=4, api_name="/generate")[0]
     anything = client.predict(model="flow", seed=0, num=16, label="any class", api_name="/generate")[0]
     assert len({first.tobytes(), pixels(fewer).tobytes(), pixels(anything).tobytes()}) == 3
@@ -97,14 +107,15 @@ def test_realize_denoise_and_guidance_side_by_side(client):
     sample = client.predict(model="flow", seed=5, num=1, label="Bag", api_name="/generate")[0]
     assert np.array_equal(pixels(forgotten), pixels(sample)), "strength 1: the seed's sample, the picture forgotten"
     # Watching: the frames stream (the start and one per step, then the GIF); the last frame's x_0 is the sample.
+    steps, guidance = flow_defaults()
     job = client.submit(seed=5, label="Bag", api_name="/denoise")
     streamed = list(job)
-    assert len(streamed) == 1 + 6 + 1, "the start, six steps, and the finished path"
+    assert len(streamed) == 1 + steps + 1, "the start, one frame per step of the checkpoint's, the finished path"
     last, caption, step, animation = job.result()
-    assert np.array_equal(pixels(last)[:, :28], pixels(sample)) and "step 6 of 6" in caption
-    assert Image.open(animation).n_frames == 7 and step["value"] == 6
+    assert np.array_equal(pixels(last)[:, :28], pixels(sample)) and f"step {steps} of {steps}" in caption
+    assert Image.open(animation).n_frames == steps + 1 and step["value"] == steps
     gallery = client.predict(seed=5, label="Bag", api_name="/compare_guidance")
-    assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", "guidance 3.7"]
+    assert [item["caption"] for item in gallery] == ["guidance 0", "guidance 1", f"guidance {guidance:g}"]
     assert np.array_equal(pixels(gallery[2]["image"]), pixels(sample)), "the third weight is the default's"
     unconditional = client.predict(model="flow", seed=5, num=1, label="any class", api_name="/generate")[0]
     assert np.array_equal(pixels(gallery[0]["image"]), pixels(unconditional)), "guidance 0: the class ignored"
@@ -123,6 +134,9 @@ def test_roundtrip(client):
     assert "Used as it is" in summary, "a Fashion-MNIST test image reaches the model unchanged"
     before_pixels = np.asarray(Image.open(before))
     assert np.array_equal(before_pixels[..., 0] if before_pixels.ndim == 3 else before_pixels, pixels(EXAMPLE))
+    after_pixels = np.asarray(Image.open(after))
+    expected = app.lab.roundtrip(pixels(EXAMPLE)).reconstruction  # the VAE's posterior mean, decoded, in Python
+    assert np.array_equal(after_pixels[..., 0] if after_pixels.ndim == 3 else after_pixels, expected)
 
 
 def test_interpolate(client):
@@ -135,9 +149,11 @@ def test_interpolate(client):
 
 def test_edit(client):
     prepared, edited, slider = client.predict(image=handle_file(EXAMPLE), angle=45, api_name="/edit")
-    assert_picture(prepared, (28, 28))
-    assert_picture(edited, (28, 28))
-    assert_picture(slider[1], (28, 28))
+    assert np.array_equal(assert_picture(prepared, (28, 28)), pixels(EXAMPLE)), "a test image is used as it is"
+    turned = assert_picture(edited, (28, 28))
+    assert not np.array_equal(turned, pixels(EXAMPLE)), "the angle reaches the edit"
+    projected = np.asarray(Image.open(slider[1]).convert("L"))
+    assert np.array_equal(projected, app.lab.roundtrip(turned).reconstruction), "projected: the VAE's reconstruction"
 
 
 def test_errors_come_back_as_messages_and_the_server_keeps_serving(client, tmp_path):
@@ -163,10 +179,11 @@ def test_settings_round_trip_through_json(client):
         "truncation": 0.5,
         "temperature": 1.0,
         "label": "Bag",
-        "steps": 6,
-        "guidance": 3.7,
+        "steps": flow_defaults()[0],  # the flow's knobs at the checkpoint's defaults (the cGAN ignores them)
+        "guidance": flow_defaults()[1],
     }
-    assert list(client.predict(text=text, api_name="/load_settings")) == ["cgan", 3, 4, 0.5, 1.0, "Bag", 6, 3.7]
+    loaded = client.predict(text=text, api_name="/load_settings")
+    assert list(loaded) == ["cgan", 3, 4, 0.5, 1.0, "Bag", *flow_defaults()]
     with pytest.raises(AppError, match="Unknown setting"):
         client.predict(text='{"seeed": 1}', api_name="/load_settings")
 
@@ -275,7 +292,9 @@ def test_studio_endpoints(client):
     strip = client.predict(
         model="vae", keys="seed 0, image 1, Bag", steps=3, images=[handle_file(EXAMPLE)], api_name="/keyframes"
     )[0]
-    assert Image.open(strip).size == (5 * 28 + 4 * 2, 28), "an uploaded image is a keyframe too"
+    assert Image.open(strip).size == (5 * 28 + 4 * 2, 28)
+    frame = np.asarray(Image.open(strip).convert("L"))[:, 2 * 30 : 2 * 30 + 28]
+    assert np.array_equal(frame, app.lab.roundtrip(pixels(EXAMPLE)).reconstruction), "image 1: the upload's latent"
 
     decoded, near, where = client.predict(x=1.0, y=-0.5, api_name="/map_point")
     assert_picture(decoded, (28, 28))

@@ -11,6 +11,7 @@ import pytest
 
 import app
 from genmodels.data import EXAMPLES_DIR
+from genmodels.flow import REALIZE_STRENGTH
 from tests.conftest import CHROMIUM, needs_browser, served
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -175,17 +176,20 @@ def test_edit_tab(page):
 
 @needs_browser
 def test_denoise_tab_streams_scrubs_and_compares_guidance(page):
+    flow = app.lab.model("flow")
+    steps = flow.sampling.steps  # the served checkpoint's default: one frame per step
+    realized = flow.realize_steps(REALIZE_STRENGTH, steps)  # a picture noised to the page's default strength
     page.goto(page.url.split("?")[0])
     open_tab(page, "Denoise")
     opened = image_source(page, "#denoise-picture")  # seed 0's path, shown when the tab first opens
     page.locator("#denoise-seed input").fill("3")
     page.locator("#denoise-button").click()
     changed_source(page, "#denoise-picture", opened)  # streaming: the run's first frame replaced it
-    page.locator("#denoise-info").get_by_text("step 6 of 6").wait_for()
+    page.locator("#denoise-info").get_by_text(f"step {steps} of {steps}").wait_for()
     last = image_source(page, "#denoise-picture")
     assert natural_size(page, "#denoise-picture") == (2 * 28 + 2, 28), "x_t beside the predicted clean image"
     set_slider(page, "#denoise-step", 2)  # scrub back along the path: no computing, the kept frame
-    page.locator("#denoise-info").get_by_text("step 2 of 6").wait_for()
+    page.locator("#denoise-info").get_by_text(f"step 2 of {steps}").wait_for()
     changed_source(page, "#denoise-picture", last)
     page.locator("#denoise-animation img").wait_for()  # the path as a GIF, with its download button
     assert page.locator("#denoise-animation img").get_attribute("src").endswith(".gif")
@@ -195,7 +199,7 @@ def test_denoise_tab_streams_scrubs_and_compares_guidance(page):
     page.get_by_text("…or realize your picture").click()  # a realize: from the picture, half-way noised
     page.locator("#denoise-upload input[type=file]").set_input_files(EXAMPLE)
     page.locator("#denoise-button").click()
-    page.locator("#denoise-info").get_by_text("step 3 of 3").wait_for()
+    page.locator("#denoise-info").get_by_text(f"step {realized} of {realized}").wait_for()
     page.screenshot(path=ARTIFACTS / "denoise.png", full_page=True)
 
 

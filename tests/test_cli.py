@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from genmodels.__main__ import main
-from genmodels.registry import generative_names
+from genmodels.data import to_uint8
+from genmodels.registry import MODELS, generative_names, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,8 @@ def test_sample_npy_is_uint8_n_28_28(model, tmp_path, capsys):
     assert run("sample", "--model", model, "--num", "5", "--seed", "3", "--out", str(out), capsys=capsys)[0] == 0
     array = np.load(out, allow_pickle=False)
     assert array.shape == (5, 28, 28) and array.dtype == np.uint8
+    if not MODELS[model].conditional:  # (a conditional model's classes in turn: the test below)
+        assert np.array_equal(array, to_uint8(load_model(model).sample(5, seed=3)).numpy()), "the model's samples"
 
 
 def test_conditional_sample_by_class_name_or_index(tmp_path, capsys):
@@ -103,8 +106,6 @@ def test_a_conditional_model_without_a_label_draws_the_ten_classes_in_turn_in_ba
     """cGAN, 23 images in batches of 5 with a progress bar: image i is seed i's sample of class i mod 10,
     the pixels of drawing it alone; flow with --label any draws without a class."""
     import genmodels.__main__ as command
-    from genmodels.data import to_uint8
-    from genmodels.registry import load_model
 
     monkeypatch.setattr(command, "SAMPLE_BATCH", 5)
     out = tmp_path / "c.npy"

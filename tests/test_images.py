@@ -49,15 +49,16 @@ def test_png_is_deterministic_and_lossless():
 def test_save_images_png_and_npy(tmp_path):
     x = torch.rand(3, 1, 28, 28) * 2 - 1
     save_images(x, tmp_path / "a.npy")
-    assert np.load(tmp_path / "a.npy").shape == (3, 28, 28)
+    assert np.array_equal(np.load(tmp_path / "a.npy"), to_uint8(x).numpy()), "the images, as uint8 (3, 28, 28)"
     save_images(x, tmp_path / "a.png")
-    assert Image.open(tmp_path / "a.png").size == (62, 62)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), grid(x)), "the grid, 62 x 62"
     with pytest.raises(ValueError):
         save_images(x, tmp_path / "a.jpg")
 
 
 def test_upscale_and_heatmap():
-    assert upscale(np.ones((2, 3), np.uint8), 4).shape == (8, 12)
+    small = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert np.array_equal(upscale(small, 4), np.kron(small, np.ones((4, 4), np.uint8))), "each pixel a 4 x 4 block"
     colours = heatmap(np.array([[0.0, 0.5, 1.0, np.nan]]))
     assert colours.shape == (1, 4, 3)
     assert colours[0, 0].tolist() == [0, 0, 0] and colours[0, 2].tolist() == [255, 255, 255]

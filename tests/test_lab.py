@@ -69,10 +69,16 @@ def test_roundtrip_reports_error_and_posterior(lab):
     image = np.zeros((28, 28), np.uint8)
     image[4:24, 8:20] = 200
     result = lab.roundtrip(image, seed=1)
-    assert result.reconstruction.shape == (28, 28) and result.samples.shape == (8, 28, 28)
-    assert result.mu.shape == result.std.shape == (TINY_CONFIGS["vae"].latent_dim,)
-    assert (result.std > 0).all() and 0 <= result.mse <= 1 and result.psnr > 0
+    assert result.samples.shape == (8, 28, 28)
+    assert result.mu.shape == result.std.shape == (TINY_CONFIGS["vae"].latent_dim,) and (result.std > 0).all()
+    # The reconstruction is the posterior mean decoded; the error figures are the picture's, by hand.
+    decoded = to_uint8(lab.vae().decode(torch.from_numpy(result.mu)[None]))[0].numpy()
+    assert np.array_equal(result.reconstruction, decoded)
+    error = (image.astype(float) - result.reconstruction) / 255
+    assert np.allclose(result.error, np.abs(error)) and result.mse == pytest.approx(np.mean(error**2), rel=1e-5)
+    assert result.psnr == pytest.approx(10 * math.log10(1 / result.mse), abs=0.1), "(before 8-bit rounding)"
     assert np.array_equal(result.samples, lab.roundtrip(image, seed=1).samples)
+    assert not np.array_equal(result.samples, lab.roundtrip(image, seed=2).samples), "the seed draws the samples"
 
 
 def test_interpolate_between_seeds_and_images(lab):
@@ -80,7 +86,9 @@ def test_interpolate_between_seeds_and_images(lab):
     assert path.shape == (5, 1, 28, 28)
     assert torch.allclose(path[0], lab.generate("dcgan", 0, 1)[0], atol=1e-5)
     image = np.full((28, 28), 128, np.uint8)
-    assert lab.interpolate("vae", 0, 1, 3, "lerp", image_a=image).shape == (3, 1, 28, 28)
+    path = lab.interpolate("vae", 0, 1, 3, "lerp", image_a=image)
+    assert np.array_equal(to_uint8(path[:1])[0].numpy(), lab.roundtrip(image).reconstruction), "A: the picture's"
+    assert torch.allclose(path[-1], lab.generate("vae", 1, 1)[0], atol=1e-5), "B: seed 1's sample"
     with pytest.raises(ValueError, match="no encoder"):
         lab.interpolate("dcgan", 0, 1, 3, image_a=image)
     with pytest.raises(ValueError):
@@ -191,7 +199,7 @@ def test_edit_then_project(lab):
     image[2:8, 3:10] = 255
     edited, projected = lab.edit(image, EditParams(flip_h=True))
     assert np.array_equal(edited[2:8, 18:25], image[2:8, 3:10])
-    assert projected.shape == (28, 28) and projected.dtype == np.uint8
+    assert np.array_equal(projected, lab.roundtrip(edited).reconstruction), "the edit's VAE reconstruction"
     with pytest.raises(ValueError):
         lab.edit(image, EditParams(scale=float("nan")))
 

@@ -9,9 +9,8 @@ import torch
 from genmodels.data import CLASS_NAMES
 from genmodels.dcgan import DCGANConfig, Generator
 from genmodels.lab import Lab
-from genmodels.preprocess import prepare_upload
-from ui.studio import operand, parse_keyframes
 from genmodels.latent import seed_to_z
+from genmodels.preprocess import prepare_upload
 from genmodels.studio import (
     INVERT_UPDATES,
     Directions,
@@ -25,6 +24,7 @@ from genmodels.studio import (
     pca,
 )
 from tests.conftest import needs_data
+from ui.studio import operand, parse_keyframes
 
 # --- maths on known cases -----------------------------------------------------------------------
 
