@@ -183,6 +183,20 @@ def test_bf16_autocast_path_trains_and_says_so(name, tmp_path):
     assert "precision: bf16" in (tmp_path / "checkpoint" / "README.md").read_text()
 
 
+def test_auto_precision_is_bf16_where_the_hardware_computes_it(monkeypatch):
+    """--precision auto: bf16 on a CPU with AMX tiles (as /proc/cpuinfo's flags say), fp32 on one without;
+    an explicit choice is kept."""
+    from training import common
+
+    cpu = torch.device("cpu")
+    if Path("/proc/cpuinfo").is_file():
+        assert common.cpu_has_amx() == (" amx_tile" in Path("/proc/cpuinfo").read_text())
+    for amx, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(common, "cpu_has_amx", lambda amx=amx: amx)
+        assert common.resolve_precision("auto", cpu) == expected
+        assert common.resolve_precision("fp32", cpu) == "fp32" and common.resolve_precision("bf16", cpu) == "bf16"
+
+
 @needs_data
 def test_compile_path_trains_and_saves_plain_weights(tmp_path):
     """--compile on the CPU: the compiled modules train, and the checkpoint loads without torch.compile."""
