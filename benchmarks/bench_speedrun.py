@@ -2,8 +2,8 @@
 
     python -m benchmarks.bench_speedrun --family vae --minutes 3 --seeds 0 1
     python -m benchmarks.bench_speedrun --family dcgan --minutes 5 --seeds 0 1
-    python -m benchmarks.bench_speedrun --family flow --minutes 10 --points 300 -- --ema-warmup   # flags after --
-                                                                                                 # go to the script
+    python -m benchmarks.bench_speedrun --family flow --minutes 10 --points 300 -- --batch-size 64   # flags after --
+                                                                                                    # go to the script
 
 Each seed is one run of the family's training script with `--minutes M --threads 2 --keep-at ...
 --eval-samples 0`: its learning-rate schedule ends at the budget, and it keeps the checkpoint it would

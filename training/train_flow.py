@@ -4,19 +4,20 @@ python -m training.train_flow                          # 20 epochs into runs/flo
 python -m training.train_flow --resume                 # continue after a kill
 python -m training.train_flow --dry-run --out /tmp/flow
 torchrun --nproc_per_node=2 -m training.train_flow     # two processes (gloo on CPU, nccl on GPUs)
-python -m training.train_flow --minutes 10 --ema-warmup --out runs/flow-10min    # a 10-minute budget
+python -m training.train_flow --minutes 10 --out runs/flow-10min    # a 10-minute budget
 
 Each step draws, for a batch of training images x_0, noise e and times t = sigmoid(n), n ~ N(0, 1)
 (logit-normal: most steps at middle times, where the velocity is hardest to predict), replaces 10% of
 the labels by "no class" (classifier-free guidance), and regresses v(x_t, t, y) on e - x_0. The saved
 checkpoint is an exponential moving average of the weights (EMA), which samples better than the raw
-weights of any single step (`--ema-warmup`: an average that follows the weights closely at first, for
-short runs). The learning rate warms up, then follows a cosine down to 10%. With `--images` (pictures
+weights of any single step; by default it warms up, following the weights closely at first, which short
+runs need. The learning rate warms up, then follows a cosine down to 10%. With `--images` (pictures
 without classes) every label is "no class": the model learns to draw them unconditionally.
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
 
 import torch
@@ -97,7 +98,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", default="16,32,64", help="U-Net widths at 28, 14 and 7 pixels, comma-separated")
     parser.add_argument("--blocks", type=int, default=FlowConfig.blocks, help="residual blocks per resolution")
     parser.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average")
-    parser.add_argument("--ema-warmup", action="store_true", help="let the EMA's decay grow from 0 to --ema")
+    parser.add_argument(
+        "--ema-warmup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let the EMA's decay grow from 0 to --ema (off: the average starts at the initial weights and lags "
+        "short runs, docs/speedrun.md)",
+    )
     parser.add_argument(
         "--label-dropout", type=float, default=FlowConfig.label_dropout, help="share of 'no class' labels"
     )
