@@ -1,28 +1,35 @@
 """Train the DCGAN (or, with --conditional, the class-conditional GAN) on Fashion-MNIST.
 
     python -m training.train_gan                                  # 15 epochs into runs/dcgan
+    python -m training.train_gan --minutes 5 --out runs/dcgan-5min  # a 5-minute budget: FIDc 21 (speedrun)
     python -m training.train_gan --conditional                    # the cGAN into runs/cgan
     python -m training.train_gan --epochs 30 --out runs/dcgan-30  # longer run elsewhere
     python -m training.train_gan --resume                         # continue after a kill
     python -m training.train_gan --dry-run --out /tmp/gan         # a few steps, in seconds
     python -m training.train_gan --conditional --init-from runs/dcgan  # the cGAN, started from the DCGAN
-    python -m training.train_gan --minutes 5 --ema 0.999 --ema-warmup --out runs/dcgan-5min   # a 5-minute budget
+
+The defaults are the speedrun's winner (docs/speedrun.md, DCGAN ladder row 8): widths 32 with fully
+connected layers of 256 (after z) and 1,024 (before D's logit), Adam at 1e-3 / beta1 0.5 decayed linearly
+to 0 over the run, an EMA of the generator with warm-up, bf16 autocast where the CPU has AMX. The
+tutorial's plain DCGAN is `--gen-width 64 --disc-width 64 --gen-hidden 0 --disc-hidden 0 --lr 2e-4
+--no-lr-decay --ema 0`.
 
 Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the tutorial's code uses:
     D maximises log D(x) + log(1 - D(G(z)))   -> BCE(D(x), 1) + BCE(D(G(z)), 0)
     G maximises log D(G(z))                    -> BCE(D(G(z)), 1)
 Loss `--loss hinge` (Lim and Ye 2017; Miyato et al. 2018), usually with `--spectral-norm`:
     D minimises relu(1 - D(x)) + relu(1 + D(G(z))),   G minimises -D(G(z)).
-`--lr-decay` lowers both learning rates linearly to 0 over the run, so training ends in small steps.
-`--ema 0.999` keeps an exponential moving average of the generator's weights (Karras et al. 2018;
-Yazici et al. 2019) and saves that average as the checkpoint: it smooths out the oscillation of
-adversarial training at no cost to the training itself. `--ema-warmup` lets the average follow the
-weights closely at first (decay (1 + n) / (10 + n) at update n, up to --ema), so a short run's average
-is not still the initial noise.
+`--lr-decay` (on by default) lowers both learning rates linearly to 0 over the run, so training ends in
+small steps. `--ema 0.999` (the default; 0 turns it off) keeps an exponential moving average of the
+generator's weights (Karras et al. 2018; Yazici et al. 2019) and saves that average as the checkpoint: it
+smooths out the oscillation of adversarial training at no cost to the training itself. `--ema-warmup` (on
+by default) lets the average follow the weights closely at first (decay (1 + n) / (10 + n) at update n,
+up to --ema), so a short run's average is not still the initial noise.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 from dataclasses import dataclass
@@ -52,21 +59,33 @@ from training.common import (
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = make_parser(__doc__.splitlines()[0], epochs=15, batch_size=128, lr=2e-4, out=None)
+    parser = make_parser(__doc__.splitlines()[0], epochs=15, batch_size=128, lr=1e-3, out=None)
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (DCGAN paper: 0.5)")
     parser.add_argument(
         "--lr-d", type=float, default=None, help="discriminator learning rate (default: --lr; TTUR when different)"
     )
     parser.add_argument("--latent-dim", type=int, default=DCGANConfig.latent_dim, help="size of z")
-    parser.add_argument("--gen-width", type=int, default=DCGANConfig.gen_width, help="generator width")
-    parser.add_argument("--disc-width", type=int, default=DCGANConfig.disc_width, help="discriminator width")
-    parser.add_argument("--gen-hidden", type=int, default=0, help="fully connected layer after z (0 = none)")
-    parser.add_argument("--disc-hidden", type=int, default=0, help="fully connected layer before D's logit (0 = none)")
+    parser.add_argument("--gen-width", type=int, default=32, help="generator width (the tutorial's: 64)")
+    parser.add_argument("--disc-width", type=int, default=32, help="discriminator width (the tutorial's: 64)")
+    parser.add_argument("--gen-hidden", type=int, default=256, help="fully connected layer after z (0 = none)")
+    parser.add_argument(
+        "--disc-hidden", type=int, default=1024, help="fully connected layer before D's logit (0 = none)"
+    )
     parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
     parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
-    parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the saved generator (0 = off)")
-    parser.add_argument("--ema-warmup", action="store_true", help="let the EMA's decay grow from 0 to --ema")
-    parser.add_argument("--lr-decay", action="store_true", help="decay both learning rates linearly to 0 over the run")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved generator (0 = off)")
+    parser.add_argument(
+        "--ema-warmup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let the EMA's decay grow from 0 to --ema",
+    )
+    parser.add_argument(
+        "--lr-decay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decay both learning rates linearly to 0 over the run",
+    )
     parser.add_argument(
         "--muon",
         action="store_true",
