@@ -666,6 +666,19 @@ def learning_rate(step: int, total: int, base: float) -> float:
     return base * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def add_ema_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--ema and --ema-warmup, the GAN's and the flow's: an average of `what` saved as the checkpoint,
+    0.999 with warm-up by default (without it, a run of minutes saves an average that still holds the
+    initial weights: docs/speedrun.md)."""
+    parser.add_argument("--ema", type=float, default=0.999, help=f"decay of the moving average of {what} (0 = off)")
+    parser.add_argument(
+        "--ema-warmup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let the average's decay grow from 0 to --ema (off: it starts at the initial weights and lags short runs)",
+    )
+
+
 def ema_average(module: nn.Module, decay: float, warmup: bool = False) -> AveragedModel:
     """torch's exponential moving average of `module`'s weights; with `warmup`, decay
     min(decay, (1 + n) / (EMA_WARMUP + n)) at update n (as TensorFlow's ExponentialMovingAverage with

@@ -17,7 +17,6 @@ without classes) every label is "no class": the model learns to draw them uncond
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 
 import torch
@@ -28,6 +27,7 @@ from genmodels.flow import FlowConfig, FlowModel, FlowSampling
 from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
+    add_ema_arguments,
     ema_average,
     epoch_generator,
     finish,
@@ -97,14 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.splitlines()[0], epochs=20, batch_size=128, lr=1e-3, out="runs/flow")
     parser.add_argument("--channels", default="16,32,64", help="U-Net widths at 28, 14 and 7 pixels, comma-separated")
     parser.add_argument("--blocks", type=int, default=FlowConfig.blocks, help="residual blocks per resolution")
-    parser.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average")
-    parser.add_argument(
-        "--ema-warmup",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="let the EMA's decay grow from 0 to --ema (off: the average starts at the initial weights and lags "
-        "short runs, docs/speedrun.md)",
-    )
+    add_ema_arguments(parser, "the weights")
     parser.add_argument(
         "--label-dropout", type=float, default=FlowConfig.label_dropout, help="share of 'no class' labels"
     )

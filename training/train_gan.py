@@ -46,6 +46,7 @@ from genmodels.hub import card_tags
 from genmodels.latent import seed_to_z
 from training.common import (
     JointOptimizer,
+    add_ema_arguments,
     ema_average,
     epoch_generator,
     finish,
@@ -73,13 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
     parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved generator (0 = off)")
-    parser.add_argument(
-        "--ema-warmup",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="let the EMA's decay grow from 0 to --ema",
-    )
+    add_ema_arguments(parser, "the generator's weights")
     parser.add_argument(
         "--lr-decay",
         action=argparse.BooleanOptionalAction,
