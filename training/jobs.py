@@ -64,18 +64,14 @@ class Recipe:
         return ["--width", str(width)]
 
 
-# The scripts' own recipes, sized for a CPU thread and minutes: the flow at a quarter of the bundled
-# model's width (the size of its guide network) on batches of 64, so it takes enough steps to learn.
-# Every family keeps the recipe its help figures were measured with (docs/training.md), in fp32, until
-# `bench_train` measures the scripts' new defaults, the speedrun's winners (docs/speedrun.md): the VAE's,
-# the DCGAN's, and bf16 where the CPU has AMX.
-MEASURED = ("--precision", "fp32")
-OLD_VAE = ("--likelihood", "bernoulli", "--latent-dim", "16", "--lr-schedule", "constant", "--no-muon", *MEASURED)
-OLD_DCGAN = ("--gen-hidden", "0", "--disc-hidden", "0", "--no-lr-decay", "--ema", "0.999", "--ema-warmup", *MEASURED)
+# The scripts' own recipes: their defaults, the speedrun's winners (docs/speedrun.md), bf16 where the CPU
+# has AMX. The flow keeps a quarter of the bundled model's width (the size of its guide network) on
+# batches of 64: a job has one thread and minutes, and takes enough steps to learn. docs/training.md
+# holds what `bench_train` measured with them.
 RECIPES: dict[str, Recipe] = {
-    "vae": Recipe("train_vae", lr=1e-3, batch_size=128, width=32, flags=OLD_VAE),
-    "dcgan": Recipe("train_gan", lr=2e-4, batch_size=128, width=64, flags=OLD_DCGAN),
-    "flow": Recipe("train_flow", lr=1e-3, batch_size=64, width=8, flags=("--ema", "0.999", "--ema-warmup", *MEASURED)),
+    "vae": Recipe("train_vae", lr=1e-3, batch_size=128, width=32),
+    "dcgan": Recipe("train_gan", lr=1e-3, batch_size=128, width=32),
+    "flow": Recipe("train_flow", lr=1e-3, batch_size=64, width=8),
 }
 LIMITS = {"lr": (1e-5, 1e-1), "batch_size": (8, 512), "width": (4, 128)}
 
