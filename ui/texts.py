@@ -114,7 +114,7 @@ into clothes. When it ends (budget or Stop) the model joins the lab as *yours* i
 a quick FIDc from 1,000 samples, and downloads as a checkpoint folder that `python -m genmodels sample
 --checkpoint` and this app load. Runs wait in line when the server is busy. What a few minutes buy on
 one CPU thread (FIDc from 1,000 samples; lower is better, the bundled models score 9-180 after an hour):
-VAE 932 / 607 / 461, DCGAN 1573 / 1256 / 739, flow 1575 / 491 / 247 after 30 s / 2 min / 5 min.
+VAE 1001 / 486 / 448, DCGAN 1468 / 221 / 37, flow 1175 / 264 / 136 after 30 s / 2 min / 5 min.
 
 **The curves.** *VAE*: the ELBO's two terms. The reconstruction term −log p(x|z) (how well the decoder
 redraws a picture from its code) falls quickly; the KL term KL(q(z|x) ‖ p(z)) (how far the codes stray
