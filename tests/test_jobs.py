@@ -104,4 +104,6 @@ def test_the_command_is_the_cli_s_with_the_budget_and_the_data(tmp_path):
     }
     assert flags["--minutes"] == "1.5000" and flags["--threads"] == "1" and flags["--classes"] == "1,8"
     assert flags["--channels"] == "8,16,32" and flags["--eval-samples"] == str(jobs.EVAL_SAMPLES)
-    assert flags["--ema-warmup"] is True and "--images" not in flags
+    assert "--images" not in flags
+    # the tab runs the script's own recipe (the speedrun's: EMA with warm-up, precision auto), unchanged
+    assert not {"--ema", "--no-ema-warmup", "--precision"} & set(flags), flags

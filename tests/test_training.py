@@ -186,6 +186,26 @@ def test_bf16_autocast_path_trains_and_says_so(name, tmp_path):
     assert "precision: bf16" in (tmp_path / "checkpoint" / "README.md").read_text()
 
 
+def test_the_average_of_the_weights_warms_up_by_default():
+    """The GAN's and the flow's default (which the Train tab's jobs run): an average of decay 0.999 whose
+    decay grows from 0, so a minutes-long run saves weights it learned, not its initial ones."""
+    from training import common
+
+    parser = argparse.ArgumentParser()
+    common.add_ema_arguments(parser, "the weights")
+    args = parser.parse_args([])
+    assert args.ema == 0.999 and args.ema_warmup is True
+    for warmup, expected in ((True, 2 / 11), (False, 0.999)):  # update 1's decay: min(0.999, 2 / 11) with warm-up
+        layer = torch.nn.Linear(1, 1, bias=False)
+        average = common.ema_average(layer, args.ema, warmup)
+        with torch.no_grad():
+            layer.weight.fill_(1.0)
+            average.update_parameters(layer)  # torch's first update copies the weights: 1
+            layer.weight.fill_(0.0)
+            average.update_parameters(layer)  # then decay * 1 + (1 - decay) * 0
+        assert average.module.weight.item() == pytest.approx(expected), warmup
+
+
 def test_auto_precision_is_bf16_where_the_hardware_computes_it(monkeypatch):
     """--precision auto: bf16 on a CPU with AMX tiles (as /proc/cpuinfo's flags say), fp32 on one without;
     an explicit choice is kept."""
