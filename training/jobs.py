@@ -52,8 +52,7 @@ class Recipe:
     script: str
     lr: float
     batch_size: int
-    width: int  # the first layer's channels; the others scale with it
-    flags: tuple[str, ...] = ()  # the rest of the recipe
+    width: int  # the first layer's channels; the others scale with it (the rest: the script's defaults)
 
     def width_flags(self, family: str, width: int) -> list[str]:
         """The script's flags for the model width `width`."""
@@ -165,7 +164,7 @@ def training_command(
     command = [sys.executable, "-m", f"training.{recipe.script}", "--out", str(out), "--device", device]
     command += ["--minutes", f"{budget_s / 60:.4f}", "--snapshot-seconds", f"{snapshot_s:g}", "--threads", "1"]
     command += ["--eval-samples", str(EVAL_SAMPLES), "--eval-quick", "--lr", f"{lr:g}", "--batch-size", str(batch_size)]
-    command += recipe.width_flags(family, width) + list(recipe.flags)
+    command += recipe.width_flags(family, width)
     if classes:
         command += ["--classes", ",".join(str(c) for c in classes)]
     if images is not None:
