@@ -67,7 +67,7 @@ def main() -> None:
     vae, flow = load_model("vae", args.device), load_model("flow", args.device)
     images, labels = to_tensor(test.images[: args.num]), test.labels[: args.num]
     noise = seed_to_z(0, args.num, flow.latent_dim)
-    steps = args.steps or flow.config.steps
+    steps = args.steps or flow.sampling.steps
     print(f"{args.num} test images per set; flow: {steps} steps over the whole path\n")
     print("| input | method | strength | FIDc ↓ | input's class kept ↑ | PSNR to input (dB) | ms per image |")
     print("|---|---|---|---|---|---|---|")
