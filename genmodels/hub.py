@@ -268,9 +268,11 @@ def update_card_evaluation(folder: str | Path, task: str, metrics: dict[str, flo
     `metrics` maps a metric id to its value (e.g. {"fidc": 12.3}); `section` is Markdown that
     replaces any earlier evaluation section. Written atomically.
     """
-    path = Path(folder) / CARD_FILE
+    folder = Path(folder)
+    path = folder / CARD_FILE
     card = ModelCard.load(path) if path.exists() else ModelCard(f"---\n{ModelCardData().to_yaml()}\n---\n")
-    card.data.model_name = card.data.model_name or Path(folder).name
+    # A training run's card lives in OUT/checkpoint: the model is named after the run, OUT.
+    card.data.model_name = card.data.model_name or (folder.parent if folder.name == "checkpoint" else folder).name
     card.data.eval_results = [
         EvalResult(
             task_type=task,
