@@ -19,7 +19,8 @@ Each kept checkpoint is then scored the way the targets are stated (issue 31):
 
 Prints a table (point, each seed, mean and spread) and the time to the target: the first point whose
 mean over the seeds reaches it (flow: the bundled DCGAN's FIDc; dcgan: 1.3x the bundled DCGAN's FIDc;
-vae: the bundled VAE's PSNR).
+vae: 20.905 dB, the PSNR of the VAE bundled when the targets were set; the VAE bundled now is this
+recipe given 10 minutes, and its PSNR is printed beside the target).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"vae": "training.train_vae", "dcgan": "training.train_gan", "flow": "training.train_flow"}
 POINTS_S = (60, 120, 300, 600)  # the fixed wall-clock points (and each run's end)
 SAMPLES = 5_000
+VAE_TARGET_DB = 20.905  # issue 31: the bundled VAE's PSNR before the recipe (10 minutes of it) replaced it
 
 
 def train(family: str, minutes: float, seed: int, folder: Path, extra: list[str], points_s=POINTS_S) -> float:
@@ -120,7 +122,7 @@ def main() -> None:
     baseline_family = "vae" if args.family == "vae" else "dcgan"
     baseline = scorer(baseline_family)  # the bundled checkpoint, scored the same way in this run
     if args.family == "vae":
-        target, better, unit = baseline, (lambda value: value >= target), "PSNR dB"
+        target, better, unit = VAE_TARGET_DB, (lambda value: value >= target), "PSNR dB"
     elif args.family == "dcgan":
         target, better, unit = 1.3 * baseline, (lambda value: value <= target), f"FIDc ({SAMPLES:,} samples)"
     else:
