@@ -1,7 +1,7 @@
 """The benchmark scripts run, at their smallest sizes, and print the tables docs/results.md quotes.
 
 Nothing else runs them between the sessions that measure with them, so a change elsewhere can break one
-unseen: bench_realize read `flow.config.steps` for months after the flow's sampling settings moved to
+unseen: bench_realize read `flow.config.steps` after the flow's sampling settings moved to
 `FlowSampling`. The figures here are from a handful of images, so only what holds at any size is
 checked: the table's rows, the kept pixels coming back exactly, a test image surviving preparation.
 The servers' benchmarks (bench_app, bench_load, bench_live, bench_train, bench_memory) start the app and
