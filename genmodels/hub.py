@@ -230,6 +230,7 @@ def card_tags(model_class: type) -> list[str]:
 
 def model_card(
     *,
+    name: str,
     title: str,
     summary: str,
     tags: list[str],
@@ -239,8 +240,10 @@ def model_card(
     load_snippet: str,
     sample_file: str | None = None,
 ) -> str:
-    """A Hub model card: YAML metadata (library, tags, dataset, metrics) and a short body."""
+    """A Hub model card: YAML metadata (`name` for the model index, library, tags, dataset, metrics) and a
+    short body."""
     data = ModelCardData(
+        model_name=name,
         library_name="genmodels",
         license="mit",
         tags=tags,
@@ -268,11 +271,9 @@ def update_card_evaluation(folder: str | Path, task: str, metrics: dict[str, flo
     `metrics` maps a metric id to its value (e.g. {"fidc": 12.3}); `section` is Markdown that
     replaces any earlier evaluation section. Written atomically.
     """
-    folder = Path(folder)
-    path = folder / CARD_FILE
+    path = Path(folder) / CARD_FILE
     card = ModelCard.load(path) if path.exists() else ModelCard(f"---\n{ModelCardData().to_yaml()}\n---\n")
-    # A training run's card lives in OUT/checkpoint: the model is named after the run, OUT.
-    card.data.model_name = card.data.model_name or (folder.parent if folder.name == "checkpoint" else folder).name
+    card.data.model_name = card.data.model_name or Path(folder).name
     card.data.eval_results = [
         EvalResult(
             task_type=task,

@@ -105,12 +105,3 @@ def test_card_evaluation_is_written_and_read_back(tmp_path):
     assert text.index("## Evaluation") < text.index("## Training") and "license: mit" in text
     assert card_metrics(tmp_path / "missing") == {}
     assert f"- name: {tmp_path.name}\n" in text, "the model-index entry is named after the folder"
-
-
-def test_a_runs_card_is_named_after_the_run(tmp_path):
-    from genmodels.hub import update_card_evaluation
-
-    folder = tmp_path / "vae-10min" / "checkpoint"  # a training run's OUT/checkpoint
-    save_atomic(Generator(DCGANConfig(latent_dim=4, gen_width=4)), folder, card="---\nlicense: mit\n---\n\n# A\n")
-    update_card_evaluation(folder, "unconditional-image-generation", {"fidc": 9.5}, "| t | 1 |")
-    assert "- name: vae-10min\n" in (folder / "README.md").read_text()

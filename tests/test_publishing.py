@@ -278,6 +278,7 @@ def test_training_push_uploads_an_evaluated_card(fake_hub, tmp_path, monkeypatch
     values = {result.metric_type: result.metric_value for result in card.data.eval_results}
     assert {"fidc", "kidc", "precision", "recall", "is", "psnr_db"} <= set(values)
     assert "python -m training.train_vae --dry-run" in card.text and "![samples](samples.png)" in card.text
+    assert card.data.model_name == "run", "the model index names the run (OUT), not its checkpoint/ folder"
     shutil.rmtree(tmp_path / "run")
 
 

@@ -833,6 +833,7 @@ def finish(run: Run, *, family: str, title: str, summary: str, tags: list[str], 
         details["processes"] = f"{replicas['processes']} (batch size per process; replicas identical: "
         details["processes"] += f"{replicas['replicas_identical']})"
     card = model_card(
+        name=run.folder.name,  # the run's OUT, not its checkpoint/ folder
         title=title,
         summary=summary,
         tags=tags,
