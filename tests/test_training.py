@@ -292,6 +292,47 @@ def test_a_flow_run_keeps_its_guide_inside_and_a_finished_run_takes_new_sampling
     assert missing.returncode != 0 and "--guide" in missing.stderr
 
 
+class TenthClock:
+    """A perf_counter that moves 100 ms per reading: a dry run passes points of a few seconds of training."""
+
+    now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.1
+        return self.now
+
+
+@needs_data
+def test_guide_at_guides_the_checkpoint_with_the_runs_own_earlier_average(tmp_path, monkeypatch):
+    """--guide-at 1: OUT/guide holds the average as it was after 1 s of training, the checkpoint carries it
+    as its guide (same widths, earlier weights), and a resumed run keeps it; bad values get a sentence."""
+    from training import common, train_flow
+
+    monkeypatch.setattr(common, "time", TenthClock())
+    argv = ["--dry-run", "--device", "cpu", "--eval-samples", "0", "--batch-size", "16", "--out", str(tmp_path)]
+    train_flow.main([*argv, "--epochs", "1", "--guide-at", "1", "--channels", "8,8,16"])
+    own = load_file(tmp_path / "guide" / "model.safetensors")
+    saved = load_file(tmp_path / "checkpoint" / "model.safetensors")
+    guide = {key[len("guide.") :]: value for key, value in saved.items() if key.startswith("guide.")}
+    network = {key: value for key, value in saved.items() if not key.startswith("guide.")}
+    assert guide.keys() == own.keys() == network.keys()
+    assert all(torch.equal(guide[key], own[key]) for key in own), "the checkpoint's guide is OUT/guide"
+    assert not all(torch.equal(guide[key], network[key]) for key in own), "taken before the end"
+    config = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
+    assert config["guide"]["channels"] == config["channels"] == [8, 8, 16]
+    assert "own average after 1 s of training" in (tmp_path / "checkpoint" / "README.md").read_text()
+
+    train_flow.main([*argv, "--epochs", "2", "--resume", "--guide-at", "1", "--channels", "8,8,16"])
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    again = load_file(tmp_path / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(again[f"guide.{key}"], own[key]) for key in own), "the resumed run keeps its guide"
+    assert not all(torch.equal(again[key], network[key]) for key in network), "while its network trained on"
+
+    for bad in (["--guide-at", "0"], ["--guide-at", "600", "--minutes", "5"], ["--guide-at", "1", "--guide", "x"]):
+        with pytest.raises(SystemExit):
+            train_flow.main([*argv, *bad, "--out", str(tmp_path / "bad")])
+
+
 @needs_data
 @pytest.mark.parametrize("script", ["train_vae", "train_gan", "train_flow"])
 def test_a_budget_stops_the_run_in_time_with_its_schedule_at_the_end(script, tmp_path):
@@ -402,16 +443,9 @@ def test_keep_at_keeps_the_checkpoint_of_each_point_of_the_training_clock(tmp_pa
     from genmodels.registry import load_model
     from training import common, train_vae
 
-    class Clock:  # 100 ms per reading: the run passes its points within its dry-run steps
-        now = 0.0
-
-        def perf_counter(self) -> float:
-            self.now += 0.1
-            return self.now
-
-    monkeypatch.setattr(common, "time", Clock())
+    monkeypatch.setattr(common, "time", TenthClock())
     argv = ["--dry-run", "--device", "cpu", "--eval-samples", "0", "--batch-size", "16", "--out", str(tmp_path)]
-    train_vae.main([*argv, "--keep-at", "2,1"])
+    train_vae.main([*argv, "--epochs", "1", "--keep-at", "2,1"])
     last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     for point in (1, 2):
         folder = tmp_path / "at" / f"{point:05d}s"
@@ -421,6 +455,10 @@ def test_keep_at_keeps_the_checkpoint_of_each_point_of_the_training_clock(tmp_pa
             load_model("vae", "cpu", folder).latent_dim == load_model("vae", "cpu", tmp_path / "checkpoint").latent_dim
         )
     assert not list((tmp_path / "at").glob(".*")), "no half-written folder left"
+    before = {path: path.read_bytes() for path in (tmp_path / "at").rglob("*") if path.is_file()}
+    train_vae.main([*argv, "--epochs", "2", "--resume", "--keep-at", "2,1"])
+    after = {path: path.read_bytes() for path in (tmp_path / "at").rglob("*") if path.is_file()}
+    assert after == before, "a resumed run leaves the points it kept before as they were"
     for bad in ("soon", "-5"):
         with pytest.raises(SystemExit, match="--keep-at"):
             train_vae.main([*argv, "--keep-at", bad, "--out", str(tmp_path / bad)])

@@ -263,13 +263,15 @@ class Run:
             return
         now = self.elapsed()
         for point in self.keep_points():
-            if point <= now and point not in self.kept:
-                folder = self.folder / "at" / f"{point:05d}s"
+            if point > now or point in self.kept:
+                continue
+            folder = self.folder / "at" / f"{point:05d}s"
+            if not folder.exists():  # (a resumed run kept it before it stopped: left as it was then)
                 staging = folder.with_name(f".{folder.name}.tmp")
                 self.keep(staging)
                 (staging / "kept.json").write_text(json.dumps({"seconds": round(now, 2), "step": self.step}))
                 staging.replace(folder)
-                self.kept.add(point)
+            self.kept.add(point)
 
     def stepped(self) -> None:
         """Count one optimisation step; a budgeted run plans its schedule after its calibration steps.

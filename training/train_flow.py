@@ -17,6 +17,7 @@ without classes) every label is "no class": the model learns to draw them uncond
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 import torch
@@ -24,7 +25,7 @@ from torch import nn
 
 from genmodels.data import to_tensor
 from genmodels.flow import FlowConfig, FlowModel, FlowSampling
-from genmodels.hub import card_tags
+from genmodels.hub import card_tags, save_atomic
 from genmodels.latent import seed_to_z
 from training.common import (
     add_ema_arguments,
@@ -114,11 +115,20 @@ def main(argv: list[str] | None = None) -> None:
         default=FlowSampling.guidance_below,
         help="guidance above 1 acts only where t <= this (1 = the whole path)",
     )
-    parser.add_argument(
+    guides = parser.add_mutually_exclusive_group()
+    guides.add_argument(
         "--guide",
         default=None,
         metavar="FOLDER",
         help="a smaller flow checkpoint, trained for less time, saved into this one to guide it (autoguidance)",
+    )
+    guides.add_argument(
+        "--guide-at",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="guide the checkpoint with this run's own average as it was after SECONDS of training (kept in "
+        "OUT/guide): autoguidance without a second network to train",
     )
     parser.add_argument(
         "--autoguidance", type=float, default=FlowSampling.autoguidance, help="the checkpoint's autoguidance weight"
@@ -149,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     model = FlowModel(config)
     guide = load_guide(args.guide, model)
+    if args.guide_at is not None and not 0 < args.guide_at < (args.minutes or math.inf) * 60:
+        raise SystemExit(
+            f"--guide-at must fall within the training, after 0 s and before the budget, got {args.guide_at}"
+        )
     ema = ema_average(model, args.ema, args.ema_warmup)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     # GroupNorm is slower in channels-last on the CPU (74 vs 62 images/s), so this family stays contiguous.
@@ -174,6 +188,17 @@ def main(argv: list[str] | None = None) -> None:
     steps_per_epoch = len(train_images) // (args.batch_size * run.dist.world_size)
 
     run.keep = lambda folder: as_checkpoint(ema.module, guide).save_pretrained(folder)  # --keep-at
+    own_guide = run.folder / "guide"  # --guide-at: the average as it was then, once the clock passes it
+    if args.guide_at is not None and (own_guide / "model.safetensors").exists():  # --resume after it
+        guide = FlowModel.from_pretrained(own_guide)
+
+    def take_guide() -> FlowModel | None:
+        """The guide of --guide-at once the training clock has passed it (rank 0; the others save nothing)."""
+        if args.guide_at is None or guide is not None or run.elapsed() < args.guide_at or not run.dist.main:
+            return guide
+        save_atomic(ema.module, own_guide)
+        print(f"Guide: the average after {run.elapsed():.0f} s of training, in {own_guide}", flush=True)
+        return FlowModel.from_pretrained(own_guide)
 
     def current_samples() -> torch.Tensor:
         """What the run would save if it stopped now: the average's images from the fixed noise."""
@@ -206,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
             ema.update_parameters(model)
 
             run.stepped()
+            guide = take_guide()
             loss_sum += loss.item()
             run.track(loss=loss.item())
             progress.set_postfix(loss=f"{loss.item():.4f}")
@@ -238,8 +264,12 @@ def main(argv: list[str] | None = None) -> None:
         autoguided = (
             f"Autoguidance {sampling.autoguidance:g} where t <= {sampling.autoguidance_below:g}, from a guide of "
             f"{sum(p.numel() for p in guide.parameters()) / 1e6:.2f}M parameters (widths {guide_widths}) "
-            "saved inside the checkpoint. "
+            "saved inside the checkpoint"
         )
+        own = f": this run's own average after {args.guide_at:g} s of training. " if args.guide_at else ". "
+        autoguided += own
+    elif args.guide_at is not None:
+        print(f"--guide-at {args.guide_at:g}: the training ended before it, so the checkpoint has no guide.")
     finish(
         run,
         family="flow",
