@@ -303,15 +303,21 @@ class TenthClock:
 
 
 @needs_data
-def test_guide_at_guides_the_checkpoint_with_the_runs_own_earlier_average(tmp_path, monkeypatch):
+def test_guide_at_guides_the_checkpoint_with_the_runs_own_earlier_average(tmp_path, monkeypatch, capsys):
     """--guide-at 1: OUT/guide holds the average as it was after 1 s of training, the checkpoint carries it
     as its guide (same widths, earlier weights), and a resumed run keeps it; bad values get a sentence."""
     from training import common, train_flow
 
     monkeypatch.setattr(common, "time", TenthClock())
     argv = ["--dry-run", "--device", "cpu", "--eval-samples", "0", "--batch-size", "16", "--out", str(tmp_path)]
-    train_flow.main([*argv, "--epochs", "1", "--guide-at", "1", "--channels", "8,8,16"])
+    train_flow.main([*argv, "--epochs", "1", "--guide-at", "1", "--keep-at", "1", "--channels", "8,8,16"])
     own = load_file(tmp_path / "guide" / "model.safetensors")
+    # --keep-at 1 kept the checkpoint after 1 s, at the step that took the guide (its network is the guide)
+    # or the one after (a clock reading later within a step): then it already carries the guide.
+    kept = load_file(tmp_path / "at" / "00001s" / "model.safetensors")
+    kept_guide = {key[len("guide.") :]: value for key, value in kept.items() if key.startswith("guide.")}
+    kept = kept_guide or kept
+    assert kept.keys() == own.keys() and all(torch.equal(kept[key], own[key]) for key in own)
     saved = load_file(tmp_path / "checkpoint" / "model.safetensors")
     guide = {key[len("guide.") :]: value for key, value in saved.items() if key.startswith("guide.")}
     network = {key: value for key, value in saved.items() if not key.startswith("guide.")}
@@ -328,9 +334,13 @@ def test_guide_at_guides_the_checkpoint_with_the_runs_own_earlier_average(tmp_pa
     assert all(torch.equal(again[f"guide.{key}"], own[key]) for key in own), "the resumed run keeps its guide"
     assert not all(torch.equal(again[key], network[key]) for key in network), "while its network trained on"
 
-    for bad in (["--guide-at", "0"], ["--guide-at", "600", "--minutes", "5"], ["--guide-at", "1", "--guide", "x"]):
-        with pytest.raises(SystemExit):
+    for bad in (["--guide-at", "0"], ["--guide-at", "300", "--minutes", "5"]):
+        with pytest.raises(SystemExit, match="--guide-at must fall within the training"):
             train_flow.main([*argv, *bad, "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit):
+        train_flow.main([*argv, "--guide-at", "1", "--guide", "x", "--out", str(tmp_path / "bad")])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists(), "nothing written for a bad command"
 
 
 @needs_data
