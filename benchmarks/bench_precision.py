@@ -7,7 +7,7 @@ Each case is the training scripts' own step on random data at batch 128 (the DCG
 speedrun's networks, channels-last as train_gan runs them; the flow: its loss on the default U-Net; the
 VAE: its negative ELBO with the default Gaussian decoder, Adam for all). `--precision auto` picks bf16
 where the hardware computes it natively (training/common.py `resolve_precision`); this prints whether this
-CPU has the AMX tiles that make it so, and the ratio for each family.
+CPU has the AMX tiles or AVX-512 BF16 instructions that make it so, and the ratio for each family.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from genmodels.dcgan import DCGANConfig, Discriminator, Generator
 from genmodels.flow import FlowConfig, FlowModel
 from genmodels.vae import VAE, VAEConfig
-from training.common import MEMORY_FORMAT, cpu_has_amx
+from training.common import MEMORY_FORMAT
 from training.train_gan import Players, gan_step
 
 BATCH = 128
@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per case")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, AMX tiles: {'yes' if cpu_has_amx() else 'no'}")
+    flags = {name: getattr(torch.cpu, f"_is_{name}_supported", lambda: False)() for name in ("amx_tile", "avx512_bf16")}
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, "
+        + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in flags.items())
+    )
     print("| family | fp32 (ms/step) | bf16 (ms/step) | fp32 / bf16 |")
     print("|---|---|---|---|")
     for name, make in (("dcgan", dcgan_step), ("flow", flow_step), ("vae", vae_step)):

@@ -143,8 +143,8 @@ def make_parser(description: str, epochs: int, batch_size: int, lr: float, out: 
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="bf16 autocast for the forward passes; auto = bf16 on a CUDA GPU that supports it or a CPU with AMX, "
-        "fp32 elsewhere",
+        help="bf16 autocast for the forward passes; auto = bf16 on a CUDA GPU that supports it or a CPU with AMX or "
+        "AVX-512 BF16, fp32 elsewhere",
     )
     parser.add_argument("--compile", action="store_true", help="compile the training forward passes (torch.compile)")
     parser.add_argument(
@@ -633,19 +633,20 @@ def start_run(
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """--precision auto -> bf16 where the hardware computes it natively: a CUDA GPU with bf16 support, or a
-    CPU with AMX tiles (there a training step is 1.5-3x faster, docs/speedrun.md); fp32 elsewhere (where
-    bf16 was not measured to pay off)."""
+    CPU with AMX tiles or AVX-512 BF16 instructions (there a training step is 1.5-3x faster,
+    docs/speedrun.md); fp32 elsewhere (where bf16 is emulated and was not measured to pay off)."""
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tile units (Intel Sapphire Rapids and later), which oneDNN uses for bf16."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # (a private function: absent means no)
-    return bool(probe and probe())
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively, as oneDNN uses it: AMX tiles (Intel Sapphire Rapids and
+    later) or AVX-512 BF16 dot products (Intel Cooper Lake, AMD Zen 4 and later)."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(probe and probe() for probe in probes)  # (private functions: absent means no)
 
 
 def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

@@ -64,9 +64,9 @@ class Recipe:
 
 
 # The scripts' own recipes: their defaults, the speedrun's winners (docs/speedrun.md), bf16 where the CPU
-# has AMX. The flow keeps a quarter of the bundled model's width (the size of its guide network) on
-# batches of 64: a job has one thread and minutes, and takes enough steps to learn. docs/training.md
-# holds what `bench_train` measured with them.
+# computes it natively (AMX or AVX-512 BF16). The flow keeps a quarter of the bundled model's width (the
+# size of its guide network) on batches of 64: a job has one thread and minutes, and takes enough steps to
+# learn. docs/training.md holds what `bench_train` measured with them.
 RECIPES: dict[str, Recipe] = {
     "vae": Recipe("train_vae", lr=1e-3, batch_size=128, width=32),
     "dcgan": Recipe("train_gan", lr=1e-3, batch_size=128, width=32),

@@ -10,7 +10,7 @@
 
 The defaults are the speedrun's winner (docs/speedrun.md, DCGAN ladder row 8): widths 32 with fully
 connected layers of 256 (after z) and 1,024 (before D's logit), Adam at 1e-3 / beta1 0.5 decayed linearly
-to 0 over the run, an EMA of the generator with warm-up, bf16 autocast where the CPU has AMX. The
+to 0 over the run, an EMA of the generator with warm-up, bf16 autocast where the CPU computes it natively. The
 tutorial's plain DCGAN is `--gen-width 64 --disc-width 64 --gen-hidden 0 --disc-hidden 0 --lr 2e-4
 --no-lr-decay --ema 0`.
 
