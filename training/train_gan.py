@@ -8,11 +8,11 @@
     python -m training.train_gan --dry-run --out /tmp/gan         # a few steps, in seconds
     python -m training.train_gan --conditional --init-from runs/dcgan  # the cGAN, started from the DCGAN
 
-The defaults are the speedrun's winner (docs/speedrun.md, DCGAN ladder row 8): widths 32 with fully
-connected layers of 256 (after z) and 1,024 (before D's logit), Adam at 1e-3 / beta1 0.5 decayed linearly
-to 0 over the run, an EMA of the generator with warm-up, bf16 autocast where the CPU computes it natively. The
-tutorial's plain DCGAN is `--gen-width 64 --disc-width 64 --gen-hidden 0 --disc-hidden 0 --lr 2e-4
---no-lr-decay --ema 0`.
+The defaults are the speedrun's winner (docs/speedrun.md, DCGAN ladder row 9): widths 32 with fully
+connected layers of 256 after z and 256 before D's logit, Adam at 1e-3 / beta1 0.5 decayed linearly to 0
+over the run, an EMA of the generator with warm-up, bf16 autocast where the CPU computes it natively. The
+bundled DCGAN's D has 1,024 there (`--disc-hidden 1024`, its card). The tutorial's plain DCGAN is
+`--gen-width 64 --disc-width 64 --gen-hidden 0 --disc-hidden 0 --lr 2e-4 --no-lr-decay --ema 0`.
 
 Loss `--loss bce` (Goodfellow et al. 2014), with the non-saturating generator loss the tutorial's code uses:
     D maximises log D(x) + log(1 - D(G(z)))   -> BCE(D(x), 1) + BCE(D(G(z)), 0)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--disc-width", type=int, default=32, help="discriminator width (the tutorial's: 64)")
     parser.add_argument("--gen-hidden", type=int, default=256, help="fully connected layer after z (0 = none)")
     parser.add_argument(
-        "--disc-hidden", type=int, default=1024, help="fully connected layer before D's logit (0 = none)"
+        "--disc-hidden", type=int, default=256, help="fully connected layer before D's logit (0 = none)"
     )
     parser.add_argument("--loss", choices=("bce", "hinge"), default="bce", help="adversarial loss")
     parser.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
