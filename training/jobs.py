@@ -70,7 +70,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "vae": Recipe("train_vae", lr=1e-3, batch_size=128, width=32),
     "dcgan": Recipe("train_gan", lr=1e-3, batch_size=128, width=32),
-    "flow": Recipe("train_flow", lr=1e-3, batch_size=64, width=8),
+    "flow": Recipe("train_flow", lr=2e-3, batch_size=64, width=8),
 }
 LIMITS = {"lr": (1e-5, 1e-1), "batch_size": (8, 512), "width": (4, 128)}
 
