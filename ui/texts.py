@@ -113,8 +113,8 @@ from the current weights (the average of recent weights, for the GAN and the flo
 into clothes. When it ends (budget or Stop) the model joins the lab as *yours* in Generate's picker, with
 a quick FIDc from 1,000 samples, and downloads as a checkpoint folder that `python -m genmodels sample
 --checkpoint` and this app load. Runs wait in line when the server is busy. What a few minutes buy on
-one CPU thread (FIDc from 1,000 samples; lower is better; the bundled models score 9-53 from 10,000):
-VAE 1001 / 486 / 448, DCGAN 1468 / 221 / 37, flow 1175 / 264 / 136 after 30 s / 2 min / 5 min.
+one CPU thread (FIDc from 1,000 samples; lower is better; the bundled models score 8-53 from 10,000):
+VAE 1367 / 735 / 455, DCGAN 1562 / 188 / 48, flow 1194 / 329 / 138 after 30 s / 2 min / 5 min.
 
 **The curves.** *VAE*: the ELBO's two terms. The reconstruction term −log p(x|z) (how well the decoder
 redraws a picture from its code) falls quickly; the KL term KL(q(z|x) ‖ p(z)) (how far the codes stray
